@@ -1,0 +1,253 @@
+"""TrainConfig: every option of a training run, in one flat dataclass.
+
+The CLI builds its `train` flags from these fields, a YAML file (`--config`) or a packaged recipe
+(`--recipe`) sets any of them, and `config.yaml` in each run folder is this dataclass written out.
+Precedence, lowest first: defaults < recipe < config file < command-line flags.
+
+    convtrain train --model lenet5 --epochs 5 --optimizer adam --lr 1e-3
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from convtrain.errors import ConfigError
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "step", "cosine", "onecycle", "linear")
+PRECISIONS = ("fp32", "bf16", "fp16")
+MONITORS = ("val_loss", "val_acc")
+INITS = ("default", "kaiming", "xavier", "normal")
+LOADERS = ("device", "stream")
+CLASS_WEIGHTS = ("none", "balanced")
+CHANNELS_LAST = ("auto", "on", "off")
+
+
+@dataclass
+class TrainConfig:
+    # ----- data -----
+    dataset: str = "mnist"
+    """A registered name (mnist, fashion-mnist, cifar10, cifar100), folder:PATH or npz:PATH."""
+    data_dir: str | None = None
+    """Where datasets live; None means $CONVTRAIN_DATA, else ~/.cache/convtrain."""
+    image_size: int | None = None
+    """Side in pixels that images are resized to; None keeps the dataset's own size."""
+    channels: int | None = None
+    """1 (gray) or 3 (RGB); None keeps the dataset's own (folders: the majority of files)."""
+    val_split: float = 0.1
+    """Held-out validation: a fraction below 1 (0.1) or a count of images (5000); 0 for none."""
+    augment: str = "none"
+    """Comma list applied on the device per batch, e.g. 'flip,crop:4,rotate:15,cutout:8,mixup:0.2'."""
+    loader: str = "device"
+    """'device' keeps the split as uint8 on the training device; 'stream' reads files with workers."""
+    workers: int = 2
+    """DataLoader worker processes for the 'stream' loader."""
+    limit_train: int = 0
+    """Use only the first N training images after the split (quick trials); 0 uses all."""
+    strict: bool = False
+    """Refuse a folder dataset with unreadable images instead of skipping them."""
+    download: bool = True
+    """Download a missing registered dataset from its public address."""
+
+    # ----- model -----
+    model: str = "mnist-cnn"
+    """A name from `convtrain models`."""
+    init: str = "default"
+    """Weight init: default (PyTorch's), kaiming, xavier, or normal (mean 0, std 0.02)."""
+
+    # ----- optimisation -----
+    epochs: int = 3
+    """Passes over the training split."""
+    batch_size: int | str = 128
+    """Images per step (global across processes), or 'auto' for the largest that fits on the GPU."""
+    optimizer: str = "sgd"
+    """sgd, adam or adamw."""
+    lr: float = 0.05
+    """Peak learning rate."""
+    momentum: float = 0.9
+    """SGD momentum (adam/adamw: beta1)."""
+    nesterov: bool = True
+    """Nesterov momentum for SGD."""
+    weight_decay: float = 5e-4
+    """L2 penalty (sgd, adam) or decoupled decay (adamw)."""
+    schedule: str = "onecycle"
+    """constant, step, cosine, onecycle or linear (decay to zero)."""
+    warmup_epochs: float = 0.0
+    """Linear warm-up from 0 to lr over this many epochs, before the schedule."""
+    step_epochs: int = 10
+    """'step' schedule: multiply lr by step_gamma every this many epochs."""
+    step_gamma: float = 0.1
+    """'step' schedule: factor applied every step_epochs."""
+    label_smoothing: float = 0.0
+    """Cross-entropy label smoothing, 0 to <1."""
+    grad_clip: float = 0.0
+    """Clip the gradient norm to this value; 0 for no clipping."""
+    ema: float = 0.0
+    """Decay of an exponential moving average of the weights (e.g. 0.999); 0 for none."""
+    class_weights: str = "none"
+    """'balanced' weighs the loss by inverse class frequency, for imbalanced data."""
+    monitor: str = "val_loss"
+    """Validation metric that picks best.pt and drives early stopping: val_loss or val_acc."""
+    patience: int = 0
+    """Stop after this many epochs without improvement of the monitored metric; 0 never stops."""
+    max_time: float = 0.0
+    """Stop after the epoch that passes this many seconds of training; 0 for no limit."""
+    max_steps: int = 0
+    """Stop after this many optimizer steps (smoke tests); 0 for no limit."""
+
+    # ----- runtime -----
+    device: str = "auto"
+    """auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps."""
+    precision: str = "fp32"
+    """fp32, bf16 or fp16 (autocast; a gradient scaler only for fp16)."""
+    channels_last: str = "auto"
+    """Memory format for conv nets: auto (on for CUDA with bf16/fp16), on, off."""
+    compile: bool = False
+    """torch.compile the model."""
+    seed: int = 0
+    """Seeds the split, initialisation, shuffling, augmentation and dropout."""
+    nproc: int = 1
+    """Processes to launch on this machine with torchrun (one per GPU, or CPU processes)."""
+    sync_bn: bool = False
+    """Synchronise BatchNorm statistics across processes."""
+
+    # ----- output -----
+    out: str | None = None
+    """Run folder; None means runs/<dataset>-<model>, numbered if taken."""
+    resume: str | None = None
+    """A run folder whose last.pt to continue from."""
+    log_every: int = 0
+    """Also print running loss/accuracy every N steps; 0 prints one line per epoch."""
+    quiet: bool = False
+    """No progress bar; only the per-epoch summary lines."""
+    tta: bool = False
+    """Average flips and shifts at the final test evaluation."""
+    plots: bool = True
+    """Make the pictures and report.html at the end of training."""
+    recipe: str | None = None
+    """The packaged recipe this config started from (informational; set by --recipe)."""
+
+    def __post_init__(self) -> None:
+        self.batch_size = _parse_batch_size(self.batch_size)
+        _one_of("optimizer", self.optimizer, OPTIMIZERS)
+        _one_of("schedule", self.schedule, SCHEDULES)
+        _one_of("precision", self.precision, PRECISIONS)
+        _one_of("monitor", self.monitor, MONITORS)
+        _one_of("init", self.init, INITS)
+        _one_of("loader", self.loader, LOADERS)
+        _one_of("class_weights", self.class_weights, CLASS_WEIGHTS)
+        _one_of("channels_last", self.channels_last, CHANNELS_LAST)
+        _at_least("epochs", self.epochs, 1)
+        _at_least("workers", self.workers, 0)
+        _at_least("nproc", self.nproc, 1)
+        for name in ("limit_train", "patience", "max_steps", "log_every", "step_epochs"):
+            _at_least(name, getattr(self, name), 0)
+        for name in ("lr", "weight_decay", "momentum", "warmup_epochs", "grad_clip", "max_time"):
+            _at_least(name, getattr(self, name), 0.0)
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be positive, got {self.lr}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ConfigError(f"ema must be a decay in [0, 1) such as 0.999, got {self.ema}")
+        if self.val_split < 0 or (self.val_split >= 1 and self.val_split != int(self.val_split)):
+            raise ConfigError(
+                f"val_split must be a fraction in [0, 1) or a whole count of images, got {self.val_split}"
+            )
+        if self.channels not in (None, 1, 3):
+            raise ConfigError(f"channels must be 1 (gray) or 3 (RGB), got {self.channels}")
+        if self.image_size is not None and not 8 <= self.image_size <= 1024:
+            raise ConfigError(f"image_size must be between 8 and 1024 pixels, got {self.image_size}")
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise ConfigError("dataset must be a name such as mnist, or folder:PATH / npz:PATH")
+        from convtrain.data.augment import parse_augment
+
+        parse_augment(self.augment)  # raises ConfigError on a bad spec, before any work starts
+
+    # ----- conversions -----
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        unknown = sorted(set(changes) - field_names())
+        if unknown:
+            raise ConfigError(f"unknown option(s) {', '.join(unknown)}; see `convtrain train --help`")
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
+        unknown = sorted(set(values) - field_names())
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown option(s) {', '.join(unknown)}; valid options are the flags of `convtrain train`"
+            )
+        try:
+            return cls(**values)
+        except TypeError as error:  # e.g. a list where a number belongs
+            raise ConfigError(f"{source}: {error}") from None
+
+    def save_yaml(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def field_names() -> set[str]:
+    return {f.name for f in fields(TrainConfig)}
+
+
+def field_docs() -> dict[str, str]:
+    """The docstring under each field, read from this file's source, for `--help`."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(TrainConfig))
+    body = tree.body[0].body
+    docs = {}
+    for node, following in zip(body, body[1:], strict=False):
+        if isinstance(node, ast.AnnAssign) and isinstance(following, ast.Expr):
+            docs[node.target.id] = following.value.value
+    return docs
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping of options, with a one-line error for a missing or malformed file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}; fix the syntax") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must be a mapping of option: value")
+    return {str(key).replace("-", "_"): value for key, value in values.items()}
+
+
+def _parse_batch_size(value: int | str) -> int | str:
+    if isinstance(value, str):
+        if value == "auto":
+            return value
+        if not value.isdigit():
+            raise ConfigError(f"batch_size must be a positive whole number or 'auto', got {value!r}")
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"batch_size must be a positive whole number or 'auto', got {value!r}")
+    return value
+
+
+def _one_of(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _at_least(name: str, value: Any, minimum: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        raise ConfigError(f"{name} must be a number >= {minimum}, got {value!r}")

@@ -1,0 +1,30 @@
+"""Errors a user can fix. The CLI prints them as one line and exits with code 2.
+
+Everything raised on purpose for bad input (a wrong flag, a corrupt file, a run folder with
+missing pieces) is a ConvtrainError, so callers in Python can catch one family and the CLI
+never shows a deep traceback for a mistake that is the user's to mend.
+"""
+
+
+class ConvtrainError(Exception):
+    """A problem with the user's input, stated with the file or value and the fix."""
+
+
+class ConfigError(ConvtrainError, ValueError):
+    """An invalid option value or configuration file."""
+
+
+class DataError(ConvtrainError):
+    """A dataset that is missing, corrupt, or not in the expected format."""
+
+
+class DownloadError(DataError):
+    """A dataset that could not be downloaded or failed its checksum."""
+
+
+class CheckpointError(ConvtrainError):
+    """A run folder or checkpoint that is missing, mismatched, or unsafe to load."""
+
+
+class ImageError(ConvtrainError):
+    """An image file that cannot be read or converted."""
