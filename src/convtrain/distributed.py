@@ -1,0 +1,74 @@
+"""Several processes, one run: PyTorch's DistributedDataParallel under torchrun.
+
+torchrun sets RANK, LOCAL_RANK and WORLD_SIZE; with them present, training joins the process
+group (NCCL on GPUs, gloo on CPUs), each rank draws its own shard of every batch, metrics are
+summed across ranks, and only rank 0 prints and writes files.
+
+    torchrun --nproc-per-node 2 -m convtrain train --device cpu
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+
+import torch
+import torch.distributed as dist
+
+
+def world() -> tuple[int, int, int]:
+    """(rank, local_rank, world_size) from torchrun's environment; (0, 0, 1) when run alone."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def start(device: torch.device) -> None:
+    """Join the process group; a rank that stops answering fails the others within the timeout."""
+    if dist.is_initialized() or world()[2] == 1:
+        return
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    timeout = datetime.timedelta(seconds=float(os.environ.get("CONVTRAIN_DIST_TIMEOUT", 120)))
+    dist.init_process_group(backend=backend, timeout=timeout)
+
+
+def stop() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def is_main() -> bool:
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def sum_across_ranks(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum a tensor over all ranks in place (a no-op alone)."""
+    if dist.is_initialized():
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def broadcast_text(text: str) -> str:
+    """Rank 0's string on every rank (e.g. the run folder it chose)."""
+    if not dist.is_initialized():
+        return text
+    box = [text]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def launch(nproc: int, argv: list[str]) -> int:
+    """Re-run this command under torchrun with `nproc` processes on this machine."""
+    from torch.distributed.run import main as torchrun_main
+
+    args = ["--standalone", f"--nproc-per-node={nproc}", "-m", "convtrain", *argv]
+    try:
+        torchrun_main(args)
+    except Exception as error:  # torchrun raises ChildFailedError with every rank's error
+        print(f"error: distributed run failed: {str(error).strip().splitlines()[0]}", file=sys.stderr)
+        return 1
+    return 0

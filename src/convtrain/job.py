@@ -1,0 +1,214 @@
+"""Everything a training run needs before its first step: device, data, loaders, model, run folder.
+
+prepare_job() turns a TrainConfig into a Job; train.py then only has to loop. Bad input (an
+unknown model, a missing dataset, a run folder that is taken) fails here, before any work.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from convtrain import distributed
+from convtrain.batchsize import find_batch_size
+from convtrain.checkpoint import write_model_card
+from convtrain.config import TrainConfig
+from convtrain.data.augment import parse_augment
+from convtrain.data.dataset import ImageData, Split
+from convtrain.data.loader import make_loader
+from convtrain.data.registry import load_dataset
+from convtrain.data.split import save_split, split_indices
+from convtrain.errors import ConfigError
+from convtrain.models import build_model, init_weights
+from convtrain.optim import WeightAverage, class_weights
+from convtrain.progress import Progress
+from convtrain.runfolder import new_run_dir
+from convtrain.runtime import check_precision, pick_device, seed_everything, use_channels_last
+
+
+@dataclass
+class Job:
+    config: TrainConfig
+    device: torch.device
+    run_dir: Path
+    data: ImageData
+    model: nn.Module  # the bare network: its state_dict is what checkpoints hold
+    net: nn.Module  # what the loop calls: the model, maybe wrapped by DDP and/or torch.compile
+    criterion: nn.Module
+    train_loader: Any
+    val_loader: Any
+    test_loader: Any
+    writer: Any = None  # TensorBoard SummaryWriter on rank 0
+
+    @property
+    def num_classes(self) -> int:
+        return self.data.num_classes
+
+    def log(self, message: str) -> None:
+        if distributed.is_main():
+            print(message, flush=True)
+
+    def log_epoch(self, row: dict[str, Any], epochs: int, improved: bool) -> None:
+        val = f"val loss {row['val_loss']:.4f} acc {100 * row['val_acc']:.2f}%" if row["val_loss"] == row["val_loss"] else "no val"
+        self.log(
+            f"epoch {row['epoch']}/{epochs}  train loss {row['train_loss']:.4f} acc {100 * row['train_acc']:.2f}%  "
+            f"{val}  lr {row['lr']:.3g}  {row['seconds']:.1f}s ({row['images_per_second']:.0f} img/s)"
+            + ("  *" if improved else "")
+        )
+        if self.writer is not None:
+            for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_second"):
+                self.writer.add_scalar(key.replace("_", "/", 1), row[key], row["epoch"])
+            self.writer.flush()
+
+    def progress(self, total: int, epoch: int) -> Progress:
+        enabled = distributed.is_main() and not self.config.quiet
+        return Progress(total, f"epoch {epoch + 1}/{self.config.epochs}", enabled, self.config.log_every)
+
+    def eval_model(self, average: WeightAverage | None) -> nn.Module:
+        if average is None:
+            return self.model
+        averaged = copy.deepcopy(self.model)
+        averaged.load_state_dict(average.state_dict())
+        return averaged
+
+    def make_pictures(self) -> None:
+        try:
+            from convtrain.report import make_run_pictures
+        except ImportError:  # pictures arrive with the evaluation package
+            return
+        make_run_pictures(self.run_dir)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def prepare_job(config: TrainConfig, record: bool = True) -> Job:
+    """Build a training job. With record=False (lr-find) no run folder is made or written."""
+    rank, local_rank, world_size = distributed.world()
+    device = pick_device(config.device)
+    if world_size > 1 and device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    check_precision(config.precision, device)
+    distributed.start(device)
+    if record:
+        run_dir = Path(distributed.broadcast_text(str(_claim_run_dir(config)) if distributed.is_main() else ""))
+        config.out = str(run_dir)
+    else:
+        run_dir = Path(config.out or ".")
+    seed_everything(config.seed)
+
+    started = time.perf_counter()
+    data = load_dataset(
+        config.dataset,
+        config.data_dir,
+        config.image_size,
+        config.channels,
+        strict=config.strict,
+        download=config.download,
+        in_memory=config.loader == "device",
+    )
+    for note in data.notes:
+        print(f"warning: {note}", file=sys.stderr)
+    train_split, val_split = _split(data, config, run_dir, record)
+
+    model = build_model(config.model, data.channels, data.num_classes, data.image_size)
+    init_weights(model, config.init)
+    channels_last = use_channels_last(config.channels_last, device, config.precision)
+    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    net = model
+    if world_size > 1:
+        if config.sync_bn:
+            model = net = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile:
+        net = torch.compile(net)
+    torch.manual_seed(config.seed + rank)  # distinct, reproducible dropout per rank
+
+    if config.batch_size == "auto":
+        config.batch_size = find_batch_size(model, data, device, config.precision, len(train_split))
+        print(f"batch size auto: {config.batch_size}", flush=True)
+    if config.batch_size % world_size:
+        raise ConfigError(f"batch_size {config.batch_size} must divide evenly over {world_size} processes")
+
+    augment = parse_augment(config.augment)
+    common = dict(data=data, batch_size=config.batch_size, device=device, seed=config.seed, loader=config.loader,
+                  workers=config.workers, rank=rank, world_size=world_size, channels_last=channels_last)
+    train_loader = make_loader(train_split, train=True, augment=augment, **common)
+    if len(train_loader) == 0:
+        raise ConfigError(
+            f"batch_size {config.batch_size} is larger than the {len(train_split)} training images; lower --batch-size"
+        )
+    val_loader = make_loader(val_split, train=False, augment=None, **common) if len(val_split) else None
+    test_loader = make_loader(data.test, train=False, augment=None, **common) if data.test is not None else None
+
+    weight = class_weights(train_split.labels, data.num_classes).to(device) if config.class_weights == "balanced" else None
+    criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
+
+    writer = None
+    if record and distributed.is_main():
+        config.save_yaml(run_dir / "config.yaml")
+        write_model_card(run_dir, model_card(config, data))
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(log_dir=str(run_dir))
+        print(
+            f"device {device} ({config.precision}{', channels_last' if channels_last else ''}"
+            f"{', compiled' if config.compile else ''}{f', {world_size} processes' if world_size > 1 else ''})  "
+            f"data {data.name}: {len(train_split)} train / {len(val_split)} val"
+            f"{f' / {len(data.test)} test' if data.test is not None else ''} images, {data.num_classes} classes "
+            f"[{time.perf_counter() - started:.1f}s]  model {config.model}  run folder {run_dir}",
+            flush=True,
+        )
+    return Job(config, device, run_dir, data, model, net, criterion, train_loader, val_loader, test_loader, writer)
+
+
+def model_card(config: TrainConfig, data: ImageData) -> dict[str, Any]:
+    from convtrain import __version__
+
+    return {
+        "architecture": config.model,
+        "classes": list(data.classes),
+        "in_channels": data.channels,
+        "image_size": data.image_size,
+        "mean": list(data.mean),
+        "std": list(data.std),
+        "dataset": data.name,
+        "dataset_source": data.source,
+        "convtrain_version": __version__,
+    }
+
+
+def _claim_run_dir(config: TrainConfig) -> Path:
+    if config.resume:
+        run_dir = Path(config.resume)
+        if not (run_dir / "last.pt").is_file():
+            raise ConfigError(f"cannot resume {run_dir}: it has no last.pt; pass a run folder that trained an epoch")
+        return run_dir
+    run_dir = new_run_dir(config.out, config.dataset, config.model)
+    if (run_dir / "last.pt").exists() or (run_dir / "config.yaml").exists():
+        raise ConfigError(f"run folder {run_dir} already holds a run; pass --resume {run_dir} or another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def _split(data: ImageData, config: TrainConfig, run_dir: Path, record: bool) -> tuple[Split, Split]:
+    """Train/validation splits: the dataset's own val/ folder if it has one, else a seeded stratified split."""
+    if data.val is not None:
+        train, val = data.train, data.val
+    else:
+        train_idx, val_idx = split_indices(data.train.labels, config.val_split, config.seed)
+        if record and distributed.is_main():
+            save_split(run_dir / "split.json", train_idx, val_idx)
+        train, val = data.train.subset(train_idx), data.train.subset(val_idx)
+    if config.limit_train:
+        train = train.subset(torch.arange(min(config.limit_train, len(train))))
+    return train, val

@@ -1,0 +1,90 @@
+"""The learning-rate range test: train briefly while the lr grows exponentially, and plot the loss.
+
+    convtrain lr-find --model lenet5 --optimizer adam
+
+The suggestion is the lr where the smoothed loss falls fastest, a common and robust choice; the
+search stops early once the loss has blown up to four times its best value.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from convtrain.config import TrainConfig
+from convtrain.errors import ConfigError
+from convtrain.job import prepare_job
+from convtrain.optim import build_optimizer
+from convtrain.runtime import autocast, grad_scaler
+
+
+def lr_find(config: TrainConfig, start: float = 1e-5, end: float = 10.0, steps: int = 100, out: str | None = None) -> dict[str, Any]:
+    if not 0 < start < end:
+        raise ConfigError(f"lr-find needs 0 < --start < --end, got {start} and {end}")
+    if steps < 10:
+        raise ConfigError(f"lr-find needs at least 10 --steps, got {steps}")
+    job = prepare_job(config.replace(plots=False, epochs=1), record=False)
+    optimizer = build_optimizer(job.model, job.config)
+    scaler = grad_scaler(config.precision, job.device)
+    lrs, losses, smoothed, best = [], [], 0.0, math.inf
+    batches = _endless(job.train_loader)
+    job.net.train()
+    for step in range(steps):
+        lr = start * (end / start) ** (step / (steps - 1))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x, y = next(batches)
+        with autocast(config.precision, job.device):
+            loss = job.criterion(job.net(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        value = loss.item()
+        if not math.isfinite(value):
+            break
+        smoothed = 0.9 * smoothed + 0.1 * value if step else value  # exponential smoothing
+        lrs.append(lr)
+        losses.append(smoothed)
+        best = min(best, smoothed)
+        if smoothed > 4 * best and step > 10:
+            break
+    suggested = _steepest_descent(lrs, losses)
+    plot = Path(out or "lr-find.png")
+    _plot(lrs, losses, suggested, plot)
+    return {"lrs": lrs, "losses": losses, "suggested_lr": suggested, "plot": str(plot)}
+
+
+def _endless(loader):
+    epoch = 0
+    while True:
+        loader.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def _steepest_descent(lrs: list[float], losses: list[float]) -> float:
+    if len(lrs) < 3:
+        raise ConfigError("lr-find: the loss diverged at once; lower --start")
+    logs = torch.tensor(lrs).log()
+    slopes = torch.tensor(losses).diff() / logs.diff()  # d loss / d log(lr)
+    return lrs[int(slopes.argmin()) + 1]
+
+
+def _plot(lrs: list[float], losses: list[float], suggested: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.plot(lrs, losses)
+    axis.axvline(suggested, color="tab:red", linestyle="--", label=f"suggested {suggested:.2g}")
+    axis.set(xscale="log", xlabel="learning rate", ylabel="smoothed training loss", title="learning-rate range test")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

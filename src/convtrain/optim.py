@@ -1,0 +1,102 @@
+"""Optimizers, the learning-rate schedule as a pure function of the step, and weight averaging.
+
+    lr_factor(step, total_steps, warmup_steps, "onecycle")  # multiplier of the peak lr
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from convtrain.config import TrainConfig
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params,
+            lr=config.lr,
+            momentum=config.momentum,
+            nesterov=config.nesterov and config.momentum > 0,
+            weight_decay=config.weight_decay,
+        )
+    betas = (config.momentum, 0.999)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, betas=betas, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.lr, betas=betas, weight_decay=config.weight_decay)
+
+
+def lr_factor(
+    step: int,
+    total_steps: int,
+    warmup_steps: int,
+    schedule: str,
+    steps_per_epoch: int = 1,
+    step_epochs: int = 10,
+    step_gamma: float = 0.1,
+) -> float:
+    """The learning rate at `step` as a fraction of the peak: linear warm-up, then the schedule."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)  # 0 -> 1 after warm-up
+    progress = min(progress, 1.0)
+    if schedule == "constant":
+        return 1.0
+    if schedule == "step":
+        return step_gamma ** (step // (steps_per_epoch * step_epochs))
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    if schedule == "linear":
+        return 1.0 - progress
+    # onecycle: rise linearly to the peak over the first 25% (unless warm-up did it), then fall to 0
+    if warmup_steps == 0 and progress < 0.25:
+        return 0.04 + 0.96 * progress / 0.25
+    start = 0.0 if warmup_steps else 0.25
+    return max(0.0, 1.0 - (progress - start) / (1.0 - start))
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    total_steps = config.epochs * steps_per_epoch
+    warmup_steps = round(config.warmup_epochs * steps_per_epoch)
+
+    def factor(step: int) -> float:
+        return lr_factor(
+            step, total_steps, warmup_steps, config.schedule, steps_per_epoch, config.step_epochs, config.step_gamma
+        )
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class WeightAverage:
+    """Exponential moving average of a model's weights (buffers such as BN statistics are copied)."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for key, value in model.state_dict().items():
+            average = self.state[key]
+            if average.is_floating_point():
+                average.lerp_(value.detach(), 1.0 - self.decay)
+            else:
+                average.copy_(value)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for key, value in state.items():
+            self.state[key].copy_(value)
+
+
+def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights, mean 1 over the images: w_c = N / (K * n_c)."""
+    counts = torch.bincount(labels, minlength=num_classes).float().clamp_min(1)
+    return len(labels) / (num_classes * counts)

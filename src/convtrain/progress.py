@@ -1,0 +1,38 @@
+"""Progress of an epoch: a bar with running loss, accuracy and images/s on a terminal, plain lines elsewhere."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+class Progress:
+    """Updated only every few steps: each update reads the running loss back from the device (a sync)."""
+
+    def __init__(self, total: int, title: str, enabled: bool, log_every: int = 0):
+        self.total, self.title, self.log_every = total, title, log_every
+        self.started = time.perf_counter()
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=title, leave=False, dynamic_ncols=True, file=sys.stderr)
+        self.every = max(1, total // 50) if self.bar is not None else 0
+        self.done = 0
+
+    def wants_update(self, step: int) -> bool:
+        return bool((self.every and step % self.every == 0) or (self.log_every and step % self.log_every == 0))
+
+    def update(self, step: int, loss: float, accuracy: float, images: int) -> None:
+        rate = images / max(1e-9, time.perf_counter() - self.started)
+        if self.bar is not None:
+            self.bar.update(step - self.done)
+            self.bar.set_postfix(loss=f"{loss:.4f}", acc=f"{100 * accuracy:.2f}%", img_s=f"{rate:.0f}")
+        if self.log_every and step % self.log_every == 0:
+            line = f"{self.title} step {step}/{self.total}  loss {loss:.4f}  acc {100 * accuracy:.2f}%  {rate:.0f} img/s"
+            (self.bar.write if self.bar is not None else print)(line)
+        self.done = step
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

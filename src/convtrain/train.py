@@ -1,0 +1,263 @@
+"""Training: fit() runs a whole job from a TrainConfig; train_one_epoch() is the plain loop.
+
+    convtrain train --dataset mnist --model lenet5 --epochs 5
+    python -c "import convtrain; print(convtrain.train(epochs=1).results)"
+
+The loop reads top to bottom: batches come from the device-resident loader already augmented and
+normalised; one autocast context covers every precision; a scaler that only acts for fp16. The
+loss is summed on the device and read back only when a line is printed, since every .item() is a
+CPU-GPU sync point.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from convtrain import distributed
+from convtrain.checkpoint import load_checkpoint, save_checkpoint
+from convtrain.config import TrainConfig
+from convtrain.errors import ConvtrainError
+from convtrain.evaluate import evaluation_sums, metrics_from_sums
+from convtrain.optim import WeightAverage, build_optimizer, build_scheduler
+from convtrain.runfolder import write_json, write_metrics
+from convtrain.runtime import autocast, grad_scaler, rng_state, set_rng_state
+from convtrain.job import Job, prepare_job
+
+
+@dataclass
+class Run:
+    """What a finished (or stopped) training run leaves: its folder, history and best model."""
+
+    dir: Path
+    config: TrainConfig
+    history: list[dict[str, Any]] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)
+    model: nn.Module | None = None
+
+    @property
+    def best_path(self) -> Path:
+        return self.dir / "best.pt"
+
+    @property
+    def last_path(self) -> Path:
+        return self.dir / "last.pt"
+
+
+class NonFiniteLoss(ConvtrainError):
+    """The loss became NaN or infinite."""
+
+
+def train(config: TrainConfig | None = None, **overrides: Any) -> Run:
+    """Train a model and return its Run. Keyword arguments override fields of `config`."""
+    config = config or TrainConfig()
+    if overrides:
+        config = config.replace(**overrides)
+    return fit(config)
+
+
+def fit(config: TrainConfig) -> Run:
+    job = prepare_job(config)
+    try:
+        return _fit(job)
+    finally:
+        distributed.stop()
+
+
+def _fit(job: Job) -> Run:
+    config, model, device = job.config, job.model, job.device
+    optimizer = build_optimizer(model, config)
+    scheduler = build_scheduler(optimizer, config, len(job.train_loader))
+    scaler = grad_scaler(config.precision, device)
+    average = WeightAverage(model, config.ema) if config.ema else None
+    history: list[dict[str, Any]] = []
+    best_value, start_epoch, step = None, 0, 0
+
+    if config.resume:
+        state = load_checkpoint(job.run_dir / "last.pt", map_location=device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        if average is not None and state.get("ema") is not None:
+            average.load_state_dict(state["ema"])
+        set_rng_state(state["rng"])
+        history, best_value = state["history"], state["best_value"]
+        start_epoch, step = state["epoch"] + 1, state["step"]
+        job.log(f"resumed {job.run_dir} after epoch {start_epoch} (step {step})")
+
+    def save_last(epoch: int) -> None:
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "ema": average.state_dict() if average else None,
+            "rng": rng_state(),
+            "epoch": epoch,
+            "step": step,
+            "history": history,
+            "best_value": best_value,
+            "config": config.to_dict(),
+        }
+        save_checkpoint(job.run_dir / "last.pt", state)
+
+    stop_reason, training_seconds = "", sum(row["seconds"] for row in history)
+    try:
+        for epoch in range(start_epoch, config.epochs):
+            job.train_loader.set_epoch(epoch)
+            started = time.perf_counter()
+            train_stats = train_one_epoch(job, optimizer, scheduler, scaler, average, epoch, step)
+            step += train_stats["steps"]
+            seconds = time.perf_counter() - started
+            training_seconds += seconds
+            val = validate(job, average)
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": train_stats["loss"],
+                "train_acc": train_stats["accuracy"],
+                "val_loss": val.get("loss", float("nan")),
+                "val_acc": val.get("accuracy", float("nan")),
+                "lr": optimizer.param_groups[0]["lr"],
+                "seconds": seconds,
+                "images_per_second": train_stats["images"] / seconds,
+            }
+            history.append(row)
+            value = _monitored(row, config.monitor, train_stats)
+            improved = best_value is None or (
+                value < best_value if config.monitor == "val_loss" else value > best_value
+            )
+            if improved:
+                best_value = value
+            if distributed.is_main():
+                if improved:
+                    weights = average.state_dict() if average else model.state_dict()
+                    save_checkpoint(job.run_dir / "best.pt", {"model": weights, "epoch": epoch + 1, config.monitor: value})
+                save_last(epoch)
+                write_metrics(job.run_dir, history)
+                job.log_epoch(row, config.epochs, improved)
+            epochs_since_best = len(history) - 1 - _best_index(history, config.monitor)
+            if config.max_steps and step >= config.max_steps:
+                stop_reason = f"reached --max-steps {config.max_steps}"
+            elif config.patience and epochs_since_best >= config.patience:
+                stop_reason = f"early stop: {config.monitor} has not improved for {config.patience} epochs"
+            elif config.max_time and training_seconds >= config.max_time:
+                stop_reason = f"reached --max-time {config.max_time:g}s"
+            if stop_reason:
+                job.log(stop_reason)
+                break
+    except KeyboardInterrupt:
+        job.log(f"interrupted; last.pt holds epoch {len(history)}. Continue with: convtrain train --resume {job.run_dir}")
+        job.close()
+        return Run(job.run_dir, config, history, {"interrupted": True}, model)
+
+    results = finish(job, history, training_seconds, stop_reason)
+    job.close()
+    return Run(job.run_dir, config, history, results, model)
+
+
+def train_one_epoch(job: Job, optimizer, scheduler, scaler, average, epoch: int, first_step: int) -> dict[str, Any]:
+    """One pass over the training loader. Returns mean loss/accuracy, images seen and steps taken."""
+    config, net, criterion = job.config, job.net, job.criterion
+    net.train()
+    loss_sum = torch.zeros((), device=job.device)
+    correct = torch.zeros((), device=job.device, dtype=torch.int64)
+    first_bad_step = torch.full((), -1, device=job.device, dtype=torch.int64)
+    images, steps = 0, 0
+    progress = job.progress(len(job.train_loader), epoch)
+    for x, y in job.train_loader:  # x: (B, C, H, W) normalised; y: (B,) labels or (B, K) soft targets
+        with autocast(config.precision, job.device):
+            logits = net(x)  # (B, K)
+            loss = criterion(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if config.grad_clip:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        if average is not None:
+            average.update(job.model)
+
+        step = first_step + steps
+        bad_now = (~torch.isfinite(loss.detach())) & (first_bad_step < 0)
+        first_bad_step = torch.where(bad_now, step, first_bad_step)  # no sync: stays on the device
+        loss_sum += loss.detach() * len(x)
+        labels = y if y.dim() == 1 else y.argmax(1)
+        correct += (logits.argmax(1) == labels).sum()
+        images += len(x)
+        steps += 1
+        if progress.wants_update(steps):
+            _check_finite(first_bad_step, epoch, job)
+            progress.update(steps, loss_sum.item() / images, correct.item() / images, images)
+        if config.max_steps and step + 1 >= config.max_steps:
+            break
+    _check_finite(first_bad_step, epoch, job)
+    totals = distributed.sum_across_ranks(torch.stack([loss_sum.double(), correct.double(), torch.tensor(float(images), device=job.device, dtype=torch.float64)]))
+    progress.close()
+    count = max(1.0, float(totals[2]))
+    return {"loss": float(totals[0]) / count, "accuracy": float(totals[1]) / count, "images": images, "steps": steps}
+
+
+def validate(job: Job, average: WeightAverage | None) -> dict[str, float]:
+    """Loss and accuracy on the validation split, with the averaged weights when EMA is on."""
+    if job.val_loader is None:
+        return {}
+    model = job.eval_model(average)
+    sums = evaluation_sums(model, job.val_loader, job.num_classes, job.config.precision)
+    for tensor in sums.values():
+        distributed.sum_across_ranks(tensor)
+    return metrics_from_sums(sums)
+
+
+def finish(job: Job, history: list[dict[str, Any]], training_seconds: float, stop_reason: str) -> dict[str, Any]:
+    """Evaluate best.pt on the test split, write results.json, and make the pictures and report."""
+    results: dict[str, Any] = {
+        "epochs": len(history),
+        "training_seconds": training_seconds,
+        "stop_reason": stop_reason or "finished",
+    }
+    if history:
+        results.update({f"final_{k}": v for k, v in history[-1].items() if k != "epoch"})
+    best_path = job.run_dir / "best.pt"
+    if job.test_loader is not None and best_path.exists():
+        job.model.load_state_dict(load_checkpoint(best_path, map_location=job.device)["model"])
+        sums = evaluation_sums(job.model, job.test_loader, job.num_classes, job.config.precision, job.config.tta)
+        for tensor in sums.values():
+            distributed.sum_across_ranks(tensor)
+        test = metrics_from_sums(sums)
+        results.update({"test_loss": test["loss"], "test_acc": test["accuracy"], "test_images": test["count"]})
+        job.log(f"test: loss {test['loss']:.4f}  accuracy {100 * test['accuracy']:.2f}% on {test['count']} images (best.pt)")
+    if distributed.is_main():
+        write_json(job.run_dir / "results.json", results)
+        if job.config.plots:
+            job.make_pictures()
+    return results
+
+
+def _monitored(row: dict[str, Any], monitor: str, train_stats: dict[str, Any]) -> float:
+    value = row[monitor]
+    if value != value:  # no validation split: fall back to the training loss/accuracy
+        value = train_stats["loss" if monitor == "val_loss" else "accuracy"]
+    return value
+
+
+def _best_index(history: list[dict[str, Any]], monitor: str) -> int:
+    values = [row[monitor] if row[monitor] == row[monitor] else row["train_" + monitor[4:]] for row in history]
+    pick = min if monitor == "val_loss" else max
+    return values.index(pick(values))
+
+
+def _check_finite(first_bad_step: torch.Tensor, epoch: int, job: Job) -> None:
+    bad = int(first_bad_step)  # a sync point, taken only when a line is printed and at epoch end
+    if bad >= 0:
+        raise NonFiniteLoss(
+            f"loss became non-finite at step {bad} (epoch {epoch + 1}); lower --lr, add --grad-clip 1.0 "
+            f"or use --precision fp32. The last good checkpoint is {job.run_dir / 'last.pt'}"
+        )

@@ -1,0 +1,59 @@
+"""Shared fixtures: the real datasets beside the checkout, and tiny synthetic datasets for fast runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def shared_datasets() -> Path:
+    if not (SHARED_DATASETS / "MNIST" / "raw").is_dir():
+        pytest.skip(f"real datasets not found at {SHARED_DATASETS}")
+    return SHARED_DATASETS
+
+
+def make_pattern_images(count: int, classes: int, size: int, channels: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Learnable synthetic images: each class lights a different horizontal band, plus noise. NHWC uint8."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % classes
+    rng.shuffle(labels)
+    images = rng.integers(0, 60, size=(count, size, size, channels))
+    band = size // classes
+    for c in range(classes):
+        images[labels == c, c * band : (c + 1) * band, :, :] += 150
+    return images.clip(0, 255).astype(np.uint8), labels.astype(np.int64)
+
+
+@pytest.fixture(scope="session")
+def tiny_npz(tmp_path_factory) -> Path:
+    """A 4-class, 28x28 gray dataset in the npz format: 480 train and 96 test images."""
+    path = tmp_path_factory.mktemp("tiny") / "tiny.npz"
+    x_train, y_train = make_pattern_images(480, 4, 28, 1, seed=1)
+    x_test, y_test = make_pattern_images(96, 4, 28, 1, seed=2)
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_rgb_npz(tmp_path_factory) -> Path:
+    """A 4-class, 32x32 RGB dataset in the npz format: 256 train and 64 test images."""
+    path = tmp_path_factory.mktemp("tiny_rgb") / "tiny_rgb.npz"
+    x_train, y_train = make_pattern_images(256, 4, 32, 3, seed=3)
+    x_test, y_test = make_pattern_images(64, 4, 32, 3, seed=4)
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return path

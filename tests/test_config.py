@@ -1,0 +1,77 @@
+"""TrainConfig validation, YAML loading and the precedence defaults < recipe < file < flags."""
+
+from __future__ import annotations
+
+import pytest
+
+from convtrain.cli import build_parser, config_from_args, main
+from convtrain.config import TrainConfig, field_docs, field_names, read_yaml
+from convtrain.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    "changes, fragment",
+    [
+        ({"optimizer": "rmsprop"}, "optimizer must be one of"),
+        ({"lr": 0.0}, "lr must be positive"),
+        ({"lr": -1.0}, "lr must be a number >= 0"),
+        ({"epochs": 0}, "epochs must be a number >= 1"),
+        ({"batch_size": "big"}, "batch_size must be a positive whole number or 'auto'"),
+        ({"batch_size": 0}, "batch_size must be a positive whole number"),
+        ({"val_split": 1.5}, "val_split must be a fraction"),
+        ({"label_smoothing": 1.0}, "label_smoothing must be in [0, 1)"),
+        ({"ema": 1.0}, "ema must be a decay"),
+        ({"channels": 2}, "channels must be 1 (gray) or 3 (RGB)"),
+        ({"precision": "fp8"}, "precision must be one of"),
+        ({"augment": "flip,zoom:3"}, "zoom"),
+    ],
+)
+def test_invalid_values_are_refused_with_the_field_named(changes, fragment):
+    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        TrainConfig(**changes)
+
+
+def test_valid_values_are_kept():
+    config = TrainConfig(batch_size="auto", val_split=5000, augment="flip,crop:4")
+    assert config.batch_size == "auto" and config.val_split == 5000
+    assert TrainConfig(batch_size="64").batch_size == 64
+
+
+def test_every_field_has_a_docstring():
+    docs = field_docs()
+    assert set(docs) == field_names()
+    assert all(text.strip() for text in docs.values())
+
+
+def test_unknown_keys_in_a_file_are_named(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("epochs: 2\nlearning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match="learning_rate"):
+        TrainConfig.from_dict(read_yaml(path), source=str(path))
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("epochs: 2\nlr: [0.1\n")
+    with pytest.raises(ConfigError, match="not valid YAML at line"):
+        read_yaml(path)
+
+
+def test_flags_override_the_config_file_which_overrides_defaults(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("epochs: 7\nlr: 0.2\nmodel: lenet5\n")
+    args = build_parser().parse_args(["train", "--config", str(path), "--lr", "0.01", "--no-nesterov"])
+    config = config_from_args(args)
+    assert (config.epochs, config.lr, config.model, config.nesterov) == (7, 0.01, "lenet5", False)
+    assert config.batch_size == TrainConfig().batch_size
+
+
+def test_cli_bad_value_exits_2_with_one_line(capsys):
+    assert main(["train", "--optimizer", "rmsprop"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: optimizer must be one of") and "\n" not in err
+
+
+def test_cli_missing_config_file_exits_2(capsys, tmp_path):
+    assert main(["train", "--config", str(tmp_path / "nope.yaml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
