@@ -27,7 +27,9 @@ def shared_datasets() -> Path:
     return SHARED_DATASETS
 
 
-def make_pattern_images(count: int, classes: int, size: int, channels: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def make_pattern_images(
+    count: int, classes: int, size: int, channels: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Learnable synthetic images: each class lights a different horizontal band, plus noise. NHWC uint8."""
     rng = np.random.default_rng(seed)
     labels = np.arange(count) % classes

@@ -27,7 +27,9 @@ from convtrain.errors import ConfigError
     ],
 )
 def test_invalid_values_are_refused_with_the_field_named(changes, fragment):
-    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+    with pytest.raises(
+        ConfigError, match=fragment.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
+    ):
         TrainConfig(**changes)
 
 

@@ -1,12 +1,16 @@
 """convtrain: train convolutional image classifiers from scratch, fast.
 
-    import convtrain
-    run = convtrain.train(dataset="mnist", model="lenet5", epochs=3)
-    print(run.results["test_acc"])
+import convtrain
+run = convtrain.train(dataset="mnist", model="lenet5", epochs=3)
+print(run.results["test_acc"])
 """
 
 __version__ = "0.1.0"
 
+# The submodules train, evaluate and predict share their names with the functions below: import
+# them first, so that the functions, defined after, are what `convtrain.train` etc. refer to.
+import convtrain.evaluate  # noqa: E402, F401
+import convtrain.train  # noqa: E402, F401
 from convtrain.config import TrainConfig  # noqa: E402
 from convtrain.errors import ConvtrainError  # noqa: E402
 

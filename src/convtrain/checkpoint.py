@@ -84,7 +84,9 @@ def read_model_card(run_dir: str | Path) -> dict[str, Any]:
         card = json.loads(path.read_text())
     except json.JSONDecodeError:
         raise CheckpointError(f"{path} is not valid JSON; restore it or retrain the run") from None
-    missing = [k for k in ("architecture", "classes", "in_channels", "image_size", "mean", "std") if k not in card]
+    missing = [
+        k for k in ("architecture", "classes", "in_channels", "image_size", "mean", "std") if k not in card
+    ]
     if missing:
         raise CheckpointError(f"{path} lacks {', '.join(missing)}; it is not a convtrain model card")
     return card

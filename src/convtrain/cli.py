@@ -34,10 +34,14 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         kind = str(field.type)
         help_text = f"{docs.get(field.name, '')} (default: {field.default})"
         if kind == "bool":
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
+            )
             continue
         convert = {"int": int, "int | None": int, "float": float}.get(kind, str)
-        parser.add_argument(flag, type=convert, default=argparse.SUPPRESS, metavar=field.name.upper(), help=help_text)
+        parser.add_argument(
+            flag, type=convert, default=argparse.SUPPRESS, metavar=field.name.upper(), help=help_text
+        )
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -179,7 +183,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="convtrain", description="Train convolutional image classifiers, fast.")
+    parser = argparse.ArgumentParser(
+        prog="convtrain", description="Train convolutional image classifiers, fast."
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, handler: Callable, help_text: str) -> argparse.ArgumentParser:
@@ -195,13 +201,19 @@ def build_parser() -> argparse.ArgumentParser:
     lr.add_argument("--steps", type=int, default=100, help="number of steps (one lr each)")
     lr.add_argument("--plot", default=None, help="where to write the plot (default lr-find.png)")
 
-    data = command("data", None, "inspect datasets").add_subparsers(dest="data_command", metavar="ACTION", required=True)
-    for name, handler, help_text in (("info", cmd_data_info, "images per split and class, shape, mean/std"),
-                                     ("show", cmd_data_show, "a labelled grid of a training batch")):
+    data = command("data", None, "inspect datasets").add_subparsers(
+        dest="data_command", metavar="ACTION", required=True
+    )
+    for name, handler, help_text in (
+        ("info", cmd_data_info, "images per split and class, shape, mean/std"),
+        ("show", cmd_data_show, "a labelled grid of a training batch"),
+    ):
         sub = data.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(handler=handler)
         sub.add_argument("name", help="mnist, fashion-mnist, cifar10, cifar100, folder:PATH or npz:PATH")
-        sub.add_argument("--data-dir", default=None, help="dataset root (default $CONVTRAIN_DATA or ~/.cache/convtrain)")
+        sub.add_argument(
+            "--data-dir", default=None, help="dataset root (default $CONVTRAIN_DATA or ~/.cache/convtrain)"
+        )
         sub.add_argument("--no-download", action="store_true", help="never download; use local files only")
     info = data.choices["info"]
     info.add_argument("--json", action="store_true", help="print JSON")
@@ -212,7 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--seed", type=int, default=0)
 
     models = command("models", cmd_models, "list the models with parameters and FLOPs per image")
-    models.add_argument("--summary", metavar="NAME", help="print one model's layers, output shapes and parameters")
+    models.add_argument(
+        "--summary", metavar="NAME", help="print one model's layers, output shapes and parameters"
+    )
     models.add_argument("--channels", type=int, default=3)
     models.add_argument("--image-size", type=int, default=32)
     models.add_argument("--classes", type=int, default=10)
@@ -237,12 +251,22 @@ def build_parser() -> argparse.ArgumentParser:
     plot = command("plot", cmd_plot, "(re)make a run's pictures and report.html")
     plot.add_argument("run", help="run folder")
 
-    kernels = command("kernels", cmd_kernels, "show convolution kernels and pooling on an image, or a run's filters")
+    kernels = command(
+        "kernels", cmd_kernels, "show convolution kernels and pooling on an image, or a run's filters"
+    )
     kernels.add_argument("image", nargs="?", help="an image file")
-    kernels.add_argument("--run", default=None, help="a run folder: show its learned filters and feature maps")
-    kernels.add_argument("--kernel", action="append", default=None,
-                         help="box-blur, gaussian-blur, sharpen, laplacian, sobel-x, sobel-y, or a matrix '1,0,-1;2,0,-2;1,0,-1'")
-    kernels.add_argument("--out", default=None, help="output folder (default: beside the image or in the run)")
+    kernels.add_argument(
+        "--run", default=None, help="a run folder: show its learned filters and feature maps"
+    )
+    kernels.add_argument(
+        "--kernel",
+        action="append",
+        default=None,
+        help="box-blur, gaussian-blur, sharpen, laplacian, sobel-x, sobel-y, or a matrix '1,0,-1;2,0,-2;1,0,-1'",
+    )
+    kernels.add_argument(
+        "--out", default=None, help="output folder (default: beside the image or in the run)"
+    )
 
     export = command("export", cmd_export, "export a run's model with its model card")
     export.add_argument("run", help="run folder")

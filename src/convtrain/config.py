@@ -43,6 +43,8 @@ class TrainConfig:
     """Held-out validation: a fraction below 1 (0.1) or a count of images (5000); 0 for none."""
     augment: str = "none"
     """Comma list applied on the device per batch, e.g. 'flip,crop:4,rotate:15,cutout:8,mixup:0.2'."""
+    normalize: bool = True
+    """Normalise pixels with the dataset's mean/std; off only scales them to 0-1."""
     loader: str = "device"
     """'device' keeps the split as uint8 on the training device; 'stream' reads files with workers."""
     workers: int = 2
@@ -93,6 +95,8 @@ class TrainConfig:
     """'balanced' weighs the loss by inverse class frequency, for imbalanced data."""
     monitor: str = "val_loss"
     """Validation metric that picks best.pt and drives early stopping: val_loss or val_acc."""
+    epoch_eval: str = "val"
+    """Split measured after every epoch: 'val', or 'test' as some tutorials do (it then also picks best.pt)."""
     patience: int = 0
     """Stop after this many epochs without improvement of the monitored metric; 0 never stops."""
     max_time: float = 0.0
@@ -142,6 +146,7 @@ class TrainConfig:
         _one_of("loader", self.loader, LOADERS)
         _one_of("class_weights", self.class_weights, CLASS_WEIGHTS)
         _one_of("channels_last", self.channels_last, CHANNELS_LAST)
+        _one_of("epoch_eval", self.epoch_eval, ("val", "test"))
         _at_least("epochs", self.epochs, 1)
         _at_least("workers", self.workers, 0)
         _at_least("nproc", self.nproc, 1)

@@ -7,7 +7,7 @@ unknown model, a missing dataset, a run folder that is taken) fails here, before
 from __future__ import annotations
 
 import copy
-import sys
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +56,11 @@ class Job:
             print(message, flush=True)
 
     def log_epoch(self, row: dict[str, Any], epochs: int, improved: bool) -> None:
-        val = f"val loss {row['val_loss']:.4f} acc {100 * row['val_acc']:.2f}%" if row["val_loss"] == row["val_loss"] else "no val"
+        val = (
+            f"val loss {row['val_loss']:.4f} acc {100 * row['val_acc']:.2f}%"
+            if row["val_loss"] == row["val_loss"]
+            else "no val"
+        )
         self.log(
             f"epoch {row['epoch']}/{epochs}  train loss {row['train_loss']:.4f} acc {100 * row['train_acc']:.2f}%  "
             f"{val}  lr {row['lr']:.3g}  {row['seconds']:.1f}s ({row['images_per_second']:.0f} img/s)"
@@ -100,7 +104,9 @@ def prepare_job(config: TrainConfig, record: bool = True) -> Job:
     check_precision(config.precision, device)
     distributed.start(device)
     if record:
-        run_dir = Path(distributed.broadcast_text(str(_claim_run_dir(config)) if distributed.is_main() else ""))
+        run_dir = Path(
+            distributed.broadcast_text(str(_claim_run_dir(config)) if distributed.is_main() else "")
+        )
         config.out = str(run_dir)
     else:
         run_dir = Path(config.out or ".")
@@ -116,8 +122,8 @@ def prepare_job(config: TrainConfig, record: bool = True) -> Job:
         download=config.download,
         in_memory=config.loader == "device",
     )
-    for note in data.notes:
-        print(f"warning: {note}", file=sys.stderr)
+    if not config.normalize:  # pixels scaled to 0-1 only; the model card records the same
+        data = dataclasses.replace(data, mean=(0.0,) * data.channels, std=(1.0,) * data.channels)
     train_split, val_split = _split(data, config, run_dir, record)
 
     model = build_model(config.model, data.channels, data.num_classes, data.image_size)
@@ -128,7 +134,9 @@ def prepare_job(config: TrainConfig, record: bool = True) -> Job:
     if world_size > 1:
         if config.sync_bn:
             model = net = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     if config.compile:
         net = torch.compile(net)
     torch.manual_seed(config.seed + rank)  # distinct, reproducible dropout per rank
@@ -140,17 +148,36 @@ def prepare_job(config: TrainConfig, record: bool = True) -> Job:
         raise ConfigError(f"batch_size {config.batch_size} must divide evenly over {world_size} processes")
 
     augment = parse_augment(config.augment)
-    common = dict(data=data, batch_size=config.batch_size, device=device, seed=config.seed, loader=config.loader,
-                  workers=config.workers, rank=rank, world_size=world_size, channels_last=channels_last)
+    common = dict(
+        data=data,
+        batch_size=config.batch_size,
+        device=device,
+        seed=config.seed,
+        loader=config.loader,
+        workers=config.workers,
+        rank=rank,
+        world_size=world_size,
+        channels_last=channels_last,
+    )
     train_loader = make_loader(train_split, train=True, augment=augment, **common)
     if len(train_loader) == 0:
         raise ConfigError(
             f"batch_size {config.batch_size} is larger than the {len(train_split)} training images; lower --batch-size"
         )
     val_loader = make_loader(val_split, train=False, augment=None, **common) if len(val_split) else None
-    test_loader = make_loader(data.test, train=False, augment=None, **common) if data.test is not None else None
+    test_loader = (
+        make_loader(data.test, train=False, augment=None, **common) if data.test is not None else None
+    )
+    if config.epoch_eval == "test":
+        if test_loader is None:
+            raise ConfigError(f"epoch_eval 'test' asked for, but {data.name} has no test split; use 'val'")
+        val_loader = test_loader
 
-    weight = class_weights(train_split.labels, data.num_classes).to(device) if config.class_weights == "balanced" else None
+    weight = (
+        class_weights(train_split.labels, data.num_classes).to(device)
+        if config.class_weights == "balanced"
+        else None
+    )
     criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
 
     writer = None
@@ -168,7 +195,9 @@ def prepare_job(config: TrainConfig, record: bool = True) -> Job:
             f"[{time.perf_counter() - started:.1f}s]  model {config.model}  run folder {run_dir}",
             flush=True,
         )
-    return Job(config, device, run_dir, data, model, net, criterion, train_loader, val_loader, test_loader, writer)
+    return Job(
+        config, device, run_dir, data, model, net, criterion, train_loader, val_loader, test_loader, writer
+    )
 
 
 def model_card(config: TrainConfig, data: ImageData) -> dict[str, Any]:
@@ -191,11 +220,15 @@ def _claim_run_dir(config: TrainConfig) -> Path:
     if config.resume:
         run_dir = Path(config.resume)
         if not (run_dir / "last.pt").is_file():
-            raise ConfigError(f"cannot resume {run_dir}: it has no last.pt; pass a run folder that trained an epoch")
+            raise ConfigError(
+                f"cannot resume {run_dir}: it has no last.pt; pass a run folder that trained an epoch"
+            )
         return run_dir
     run_dir = new_run_dir(config.out, config.dataset, config.model)
     if (run_dir / "last.pt").exists() or (run_dir / "config.yaml").exists():
-        raise ConfigError(f"run folder {run_dir} already holds a run; pass --resume {run_dir} or another --out")
+        raise ConfigError(
+            f"run folder {run_dir} already holds a run; pass --resume {run_dir} or another --out"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
 

@@ -21,7 +21,9 @@ from convtrain.optim import build_optimizer
 from convtrain.runtime import autocast, grad_scaler
 
 
-def lr_find(config: TrainConfig, start: float = 1e-5, end: float = 10.0, steps: int = 100, out: str | None = None) -> dict[str, Any]:
+def lr_find(
+    config: TrainConfig, start: float = 1e-5, end: float = 10.0, steps: int = 100, out: str | None = None
+) -> dict[str, Any]:
     if not 0 < start < end:
         raise ConfigError(f"lr-find needs 0 < --start < --end, got {start} and {end}")
     if steps < 10:
@@ -83,7 +85,12 @@ def _plot(lrs: list[float], losses: list[float], suggested: float, path: Path) -
     figure, axis = plt.subplots(figsize=(6, 4))
     axis.plot(lrs, losses)
     axis.axvline(suggested, color="tab:red", linestyle="--", label=f"suggested {suggested:.2g}")
-    axis.set(xscale="log", xlabel="learning rate", ylabel="smoothed training loss", title="learning-rate range test")
+    axis.set(
+        xscale="log",
+        xlabel="learning rate",
+        ylabel="smoothed training loss",
+        title="learning-rate range test",
+    )
     axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=100)

@@ -1,6 +1,6 @@
 """Optimizers, the learning-rate schedule as a pure function of the step, and weight averaging.
 
-    lr_factor(step, total_steps, warmup_steps, "onecycle")  # multiplier of the peak lr
+lr_factor(step, total_steps, warmup_steps, "onecycle")  # multiplier of the peak lr
 """
 
 from __future__ import annotations
@@ -66,7 +66,13 @@ def build_scheduler(
 
     def factor(step: int) -> float:
         return lr_factor(
-            step, total_steps, warmup_steps, config.schedule, steps_per_epoch, config.step_epochs, config.step_gamma
+            step,
+            total_steps,
+            warmup_steps,
+            config.schedule,
+            steps_per_epoch,
+            config.step_epochs,
+            config.step_gamma,
         )
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

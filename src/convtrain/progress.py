@@ -21,7 +21,9 @@ class Progress:
         self.done = 0
 
     def wants_update(self, step: int) -> bool:
-        return bool((self.every and step % self.every == 0) or (self.log_every and step % self.log_every == 0))
+        return bool(
+            (self.every and step % self.every == 0) or (self.log_every and step % self.log_every == 0)
+        )
 
     def update(self, step: int, loss: float, accuracy: float, images: int) -> None:
         rate = images / max(1e-9, time.perf_counter() - self.started)

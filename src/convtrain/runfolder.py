@@ -1,14 +1,14 @@
 """The run folder: where a training run writes everything a later command needs.
 
-    runs/mnist-mnist-cnn/
-      config.yaml    the fully resolved TrainConfig
-      model.json     model card: architecture, classes, input size/channels, mean/std
-      split.json     the train/validation indices
-      metrics.csv    one row per epoch
-      best.pt        weights with the best monitored validation metric
-      last.pt        full state for --resume
-      results.json   final metrics, test loss/accuracy
-      events.out.tfevents.*   TensorBoard scalars
+runs/mnist-mnist-cnn/
+  config.yaml    the fully resolved TrainConfig
+  model.json     model card: architecture, classes, input size/channels, mean/std
+  split.json     the train/validation indices
+  metrics.csv    one row per epoch
+  best.pt        weights with the best monitored validation metric
+  last.pt        full state for --resume
+  results.json   final metrics, test loss/accuracy
+  events.out.tfevents.*   TensorBoard scalars
 """
 
 from __future__ import annotations
@@ -57,7 +57,10 @@ def read_metrics(run_dir: Path) -> list[dict[str, float]]:
     if not path.is_file():
         return []
     with path.open() as file:
-        return [{k: float(v) if v not in ("", None) else float("nan") for k, v in row.items()} for row in csv.DictReader(file)]
+        return [
+            {k: float(v) if v not in ("", None) else float("nan") for k, v in row.items()}
+            for row in csv.DictReader(file)
+        ]
 
 
 def write_json(path: Path, values: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 """Where and how the math runs: device choice, mixed precision, memory format, seeding.
 
-    >>> from convtrain.runtime import pick_device
-    >>> pick_device("auto")   # CUDA, then MPS, then CPU
+>>> from convtrain.runtime import pick_device
+>>> pick_device("auto")   # CUDA, then MPS, then CPU
 """
 
 from __future__ import annotations
@@ -31,10 +31,14 @@ def pick_device(name: str) -> torch.device:
         raise ConfigError(f"device {name!r} is not a device; use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(f"device {name!r} asked for, but no CUDA GPU is visible; use --device cpu or auto")
+            raise ConfigError(
+                f"device {name!r} asked for, but no CUDA GPU is visible; use --device cpu or auto"
+            )
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ConfigError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) here")
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    if device.type == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
         raise ConfigError("device 'mps' asked for, but MPS is not available; use --device cpu or auto")
     if device.type not in ("cpu", "cuda", "mps"):
         raise ConfigError(f"device {name!r} is not supported; use auto, cpu, cuda, cuda:N or mps")

@@ -76,7 +76,7 @@ def _fit(job: Job) -> Run:
     scaler = grad_scaler(config.precision, device)
     average = WeightAverage(model, config.ema) if config.ema else None
     history: list[dict[str, Any]] = []
-    best_value, start_epoch, step = None, 0, 0
+    best_value, best_weights, start_epoch, step = None, None, 0, 0
 
     if config.resume:
         state = load_checkpoint(job.run_dir / "last.pt", map_location=device)
@@ -88,6 +88,7 @@ def _fit(job: Job) -> Run:
             average.load_state_dict(state["ema"])
         set_rng_state(state["rng"])
         history, best_value = state["history"], state["best_value"]
+        best_weights = load_checkpoint(job.run_dir / "best.pt", map_location=device)["model"]
         start_epoch, step = state["epoch"] + 1, state["step"]
         job.log(f"resumed {job.run_dir} after epoch {start_epoch} (step {step})")
 
@@ -134,10 +135,14 @@ def _fit(job: Job) -> Run:
             )
             if improved:
                 best_value = value
+                weights = average.state_dict() if average else model.state_dict()
+                best_weights = {k: v.detach().clone() for k, v in weights.items()}  # every rank keeps its own
             if distributed.is_main():
                 if improved:
-                    weights = average.state_dict() if average else model.state_dict()
-                    save_checkpoint(job.run_dir / "best.pt", {"model": weights, "epoch": epoch + 1, config.monitor: value})
+                    save_checkpoint(
+                        job.run_dir / "best.pt",
+                        {"model": best_weights, "epoch": epoch + 1, config.monitor: value},
+                    )
                 save_last(epoch)
                 write_metrics(job.run_dir, history)
                 job.log_epoch(row, config.epochs, improved)
@@ -152,16 +157,20 @@ def _fit(job: Job) -> Run:
                 job.log(stop_reason)
                 break
     except KeyboardInterrupt:
-        job.log(f"interrupted; last.pt holds epoch {len(history)}. Continue with: convtrain train --resume {job.run_dir}")
+        job.log(
+            f"interrupted; last.pt holds epoch {len(history)}. Continue with: convtrain train --resume {job.run_dir}"
+        )
         job.close()
         return Run(job.run_dir, config, history, {"interrupted": True}, model)
 
-    results = finish(job, history, training_seconds, stop_reason)
+    results = finish(job, history, best_weights, training_seconds, stop_reason)
     job.close()
     return Run(job.run_dir, config, history, results, model)
 
 
-def train_one_epoch(job: Job, optimizer, scheduler, scaler, average, epoch: int, first_step: int) -> dict[str, Any]:
+def train_one_epoch(
+    job: Job, optimizer, scheduler, scaler, average, epoch: int, first_step: int
+) -> dict[str, Any]:
     """One pass over the training loader. Returns mean loss/accuracy, images seen and steps taken."""
     config, net, criterion = job.config, job.net, job.criterion
     net.train()
@@ -199,10 +208,23 @@ def train_one_epoch(job: Job, optimizer, scheduler, scaler, average, epoch: int,
         if config.max_steps and step + 1 >= config.max_steps:
             break
     _check_finite(first_bad_step, epoch, job)
-    totals = distributed.sum_across_ranks(torch.stack([loss_sum.double(), correct.double(), torch.tensor(float(images), device=job.device, dtype=torch.float64)]))
+    totals = distributed.sum_across_ranks(
+        torch.stack(
+            [
+                loss_sum.double(),
+                correct.double(),
+                torch.tensor(float(images), device=job.device, dtype=torch.float64),
+            ]
+        )
+    )
     progress.close()
     count = max(1.0, float(totals[2]))
-    return {"loss": float(totals[0]) / count, "accuracy": float(totals[1]) / count, "images": images, "steps": steps}
+    return {
+        "loss": float(totals[0]) / count,
+        "accuracy": float(totals[1]) / count,
+        "images": images,
+        "steps": steps,
+    }
 
 
 def validate(job: Job, average: WeightAverage | None) -> dict[str, float]:
@@ -216,7 +238,13 @@ def validate(job: Job, average: WeightAverage | None) -> dict[str, float]:
     return metrics_from_sums(sums)
 
 
-def finish(job: Job, history: list[dict[str, Any]], training_seconds: float, stop_reason: str) -> dict[str, Any]:
+def finish(
+    job: Job,
+    history: list[dict[str, Any]],
+    best_weights: dict | None,
+    training_seconds: float,
+    stop_reason: str,
+) -> dict[str, Any]:
     """Evaluate best.pt on the test split, write results.json, and make the pictures and report."""
     results: dict[str, Any] = {
         "epochs": len(history),
@@ -225,15 +253,20 @@ def finish(job: Job, history: list[dict[str, Any]], training_seconds: float, sto
     }
     if history:
         results.update({f"final_{k}": v for k, v in history[-1].items() if k != "epoch"})
-    best_path = job.run_dir / "best.pt"
-    if job.test_loader is not None and best_path.exists():
-        job.model.load_state_dict(load_checkpoint(best_path, map_location=job.device)["model"])
-        sums = evaluation_sums(job.model, job.test_loader, job.num_classes, job.config.precision, job.config.tta)
+    if job.test_loader is not None and best_weights is not None:
+        job.model.load_state_dict(best_weights)
+        sums = evaluation_sums(
+            job.model, job.test_loader, job.num_classes, job.config.precision, job.config.tta
+        )
         for tensor in sums.values():
             distributed.sum_across_ranks(tensor)
         test = metrics_from_sums(sums)
-        results.update({"test_loss": test["loss"], "test_acc": test["accuracy"], "test_images": test["count"]})
-        job.log(f"test: loss {test['loss']:.4f}  accuracy {100 * test['accuracy']:.2f}% on {test['count']} images (best.pt)")
+        results.update(
+            {"test_loss": test["loss"], "test_acc": test["accuracy"], "test_images": test["count"]}
+        )
+        job.log(
+            f"test: loss {test['loss']:.4f}  accuracy {100 * test['accuracy']:.2f}% on {test['count']} images (best.pt)"
+        )
     if distributed.is_main():
         write_json(job.run_dir / "results.json", results)
         if job.config.plots:
@@ -249,7 +282,9 @@ def _monitored(row: dict[str, Any], monitor: str, train_stats: dict[str, Any]) -
 
 
 def _best_index(history: list[dict[str, Any]], monitor: str) -> int:
-    values = [row[monitor] if row[monitor] == row[monitor] else row["train_" + monitor[4:]] for row in history]
+    values = [
+        row[monitor] if row[monitor] == row[monitor] else row["train_" + monitor[4:]] for row in history
+    ]
     pick = min if monitor == "val_loss" else max
     return values.index(pick(values))
 

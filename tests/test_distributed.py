@@ -1,0 +1,119 @@
+"""Two CPU processes with gloo under torchrun: one run folder, the same result as one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import convtrain
+
+pytestmark = [pytest.mark.xdist_group("distributed"), pytest.mark.slow]
+
+SHORT_RUN = [
+    "--dataset",
+    "mnist",
+    "--model",
+    "lenet5",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "128",
+    "--limit-train",
+    "4096",
+    "--device",
+    "cpu",
+    "--quiet",
+    "--no-plots",
+    "--seed",
+    "1",
+]
+
+
+def run_cli(args: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CONVTRAIN_DIST_TIMEOUT": "60"}
+    return subprocess.run(
+        [sys.executable, "-m", "convtrain", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+def test_two_gloo_processes_match_one_process(tmp_path):
+    two, one = tmp_path / "two", tmp_path / "one"
+    done = run_cli(["train", "--nproc", "2", "--out", str(two), *SHORT_RUN])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("epoch 1/1") == 1, "only rank 0 prints"
+    assert "2 processes" in done.stdout
+    done = run_cli(["train", "--out", str(one), *SHORT_RUN])
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    assert sorted(p.name for p in two.iterdir() if not p.name.startswith("events")) == sorted(
+        p.name for p in one.iterdir() if not p.name.startswith("events")
+    )
+    assert len(list(two.glob("events.out.tfevents.*"))) == 1, "the run folder is written once"
+    results_two = json.loads((two / "results.json").read_text())
+    results_one = json.loads((one / "results.json").read_text())
+    assert results_two["test_images"] == results_one["test_images"] == 10000  # every test image counted once
+    # lenet5 has no BatchNorm: 2 x 64 images give the same averaged gradient as 1 x 128
+    assert abs(results_two["test_acc"] - results_one["test_acc"]) < 0.01, (results_two, results_one)
+
+    model, card = convtrain.load_run(two)  # the checkpoint from 2 ranks loads in one process
+    assert model(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
+    w_two = torch.load(two / "last.pt", weights_only=True)["model"]
+    w_one = torch.load(one / "last.pt", weights_only=True)["model"]
+    assert all(torch.allclose(w_two[k], w_one[k], atol=1e-4) for k in w_one)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_killed_rank_stops_the_other_with_an_error(tmp_path):
+    run = tmp_path / "killed"
+    args = ["train", "--nproc", "2", "--out", str(run), *SHORT_RUN]
+    args[args.index("--epochs") + 1] = "50"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CONVTRAIN_DIST_TIMEOUT": "30"}
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "convtrain", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 180
+    while not (run / "config.yaml").exists() and time.time() < deadline and launcher.poll() is None:
+        time.sleep(0.1)
+    workers = _children(launcher.pid)
+    assert len(workers) >= 2, "torchrun did not start two workers"
+    os.kill(workers[-1], signal.SIGKILL)
+    started = time.time()
+    try:
+        launcher.wait(timeout=120)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            for pid in workers:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+    assert launcher.returncode != 0
+    assert time.time() - started < 120
+    assert "distributed run failed" in launcher.stderr.read()
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]

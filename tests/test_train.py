@@ -1,0 +1,246 @@
+"""End-to-end training: the CLI run folder, determinism, resume after SIGKILL, stopping rules."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import convtrain
+from convtrain.cli import main
+from convtrain.config import TrainConfig
+
+pytestmark = pytest.mark.xdist_group("train")
+
+
+def tiny_args(npz: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "train",
+        "--dataset",
+        f"npz:{npz}",
+        "--model",
+        "lenet5",
+        "--batch-size",
+        "64",
+        "--out",
+        str(out),
+        "--quiet",
+        "--no-plots",
+        *extra,
+    ]
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=True)["model"]
+
+
+def test_cli_run_writes_the_whole_run_folder(tiny_npz, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(tiny_args(tiny_npz, run, "--epochs", "3", "--lr", "0.05")) == 0
+    printed = capsys.readouterr().out
+    assert "epoch 3/3" in printed and "test: loss" in printed
+    for name in (
+        "config.yaml",
+        "model.json",
+        "split.json",
+        "metrics.csv",
+        "best.pt",
+        "last.pt",
+        "results.json",
+    ):
+        assert (run / name).is_file(), name
+    assert list(run.glob("events.out.tfevents.*")), "TensorBoard events missing"
+
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert set(rows[0]) >= {"train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"}
+
+    results = json.loads((run / "results.json").read_text())
+    assert results["epochs"] == 3 and results["test_images"] == 96
+    assert results["test_acc"] > 0.9  # the synthetic classes are separable bands
+
+    config = TrainConfig.from_dict(yaml.safe_load((run / "config.yaml").read_text()))
+    assert config.model == "lenet5" and config.out == str(run)
+    card = json.loads((run / "model.json").read_text())
+    assert card["architecture"] == "lenet5" and card["in_channels"] == 1 and len(card["classes"]) == 4
+
+    last = torch.load(run / "last.pt", weights_only=True)  # plain tensors and dicts only
+    assert {"model", "optimizer", "scheduler", "scaler", "rng", "epoch"} <= set(last)
+    assert last["epoch"] == 2
+
+
+def test_same_seed_same_weights_other_seed_other_weights(tiny_npz, tmp_path):
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        assert (
+            main(
+                tiny_args(
+                    tiny_npz,
+                    tmp_path / name,
+                    "--epochs",
+                    "1",
+                    "--seed",
+                    str(seed),
+                    "--augment",
+                    "flip,crop:2",
+                    "--model",
+                    "fourconv-cnn",
+                )
+            )
+            == 0
+        )
+    a, b, c = (weights(tmp_path / n / "last.pt") for n in "abc")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_resume_after_sigkill_ends_with_the_same_weights(tiny_npz, tmp_path):
+    args = ["--epochs", "12", "--seed", "5", "--augment", "flip,crop:2", "--model", "fourconv-cnn"]
+    reference = tmp_path / "reference"
+    assert main(tiny_args(tiny_npz, reference, *args)) == 0
+
+    killed = tmp_path / "killed"
+    command = [sys.executable, "-m", "convtrain", *tiny_args(tiny_npz, killed, *args)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not (killed / "last.pt").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    time.sleep(0.3)  # land somewhere inside a later epoch
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()[-2000:]
+    assert not (killed / "results.json").exists(), "the run finished before it could be killed"
+
+    assert main(["train", "--resume", str(killed), "--quiet"]) == 0
+    a, b = weights(reference / "last.pt"), weights(killed / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    rows = list(csv.DictReader((killed / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 13))
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tiny_npz, tmp_path, capsys):
+    run = tmp_path / "run"
+    code = main(
+        tiny_args(
+            tiny_npz, run, "--epochs", "2", "--lr", "1e12", "--schedule", "constant", "--weight-decay", "0"
+        )
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "loss became non-finite at step" in err and "--grad-clip" in err
+    assert not (run / "last.pt").exists()  # no NaN weights were saved over a good state
+
+
+def test_max_steps_and_early_stopping(tiny_npz, tmp_path):
+    run = convtrain.train(
+        dataset=f"npz:{tiny_npz}",
+        model="lenet5",
+        batch_size=64,
+        epochs=5,
+        max_steps=3,
+        out=str(tmp_path / "steps"),
+        quiet=True,
+        plots=False,
+    )
+    assert len(run.history) == 1 and run.results["stop_reason"] == "reached --max-steps 3"
+    assert torch.load(run.last_path, weights_only=True)["step"] == 3
+
+    run = convtrain.train(
+        dataset=f"npz:{tiny_npz}",
+        model="lenet5",
+        batch_size=64,
+        epochs=8,
+        lr=1e-12,
+        monitor="val_acc",
+        patience=2,
+        out=str(tmp_path / "patience"),
+        quiet=True,
+        plots=False,
+    )
+    assert len(run.history) == 3 and run.results["stop_reason"].startswith("early stop")
+
+
+def test_python_api_returns_history_model_and_paths(tiny_rgb_npz, tmp_path):
+    run = convtrain.train(
+        dataset=f"npz:{tiny_rgb_npz}",
+        model="lenet5-bn",
+        epochs=2,
+        batch_size=32,
+        optimizer="adamw",
+        lr=2e-3,
+        schedule="cosine",
+        warmup_epochs=0.5,
+        ema=0.9,
+        label_smoothing=0.1,
+        grad_clip=1.0,
+        class_weights="balanced",
+        out=str(tmp_path / "api"),
+        quiet=True,
+        plots=False,
+    )
+    assert len(run.history) == 2 and run.best_path.is_file()
+    assert isinstance(run.model, torch.nn.Module)
+    model, card = convtrain.load_run(run.dir)
+    assert card["in_channels"] == 3 and model(torch.zeros(2, 3, 32, 32)).shape == (2, 4)
+
+
+def test_taken_run_folder_and_missing_resume_are_refused(tiny_npz, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(tiny_args(tiny_npz, run, "--epochs", "1")) == 0
+    assert main(tiny_args(tiny_npz, run, "--epochs", "1")) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path / "nowhere")]) == 2
+    assert "no config.yaml" in capsys.readouterr().err
+
+
+def test_lr_find_suggests_a_value_and_writes_a_plot(tiny_npz, tmp_path, capsys):
+    plot = tmp_path / "lr.png"
+    code = main(
+        [
+            "lr-find",
+            "--dataset",
+            f"npz:{tiny_npz}",
+            "--model",
+            "lenet5",
+            "--batch-size",
+            "32",
+            "--steps",
+            "30",
+            "--start",
+            "1e-4",
+            "--end",
+            "10",
+            "--plot",
+            str(plot),
+            "--quiet",
+        ]
+    )
+    assert code == 0 and plot.stat().st_size > 1000
+    suggested = float(capsys.readouterr().out.split("suggested lr:")[1].split()[0])
+    assert 1e-4 <= suggested <= 10
+
+
+@pytest.mark.slow
+def test_default_run_reaches_99_percent_on_mnist(tmp_path):
+    """The quick-start job itself: defaults, bundled MNIST, CPU."""
+    env = {**os.environ, "CONVTRAIN_DATA": str(tmp_path / "empty-data-root")}
+    out = tmp_path / "default"
+    done = subprocess.run(
+        [sys.executable, "-m", "convtrain", "train", "--out", str(out), "--quiet", "--device", "cpu"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["test_images"] == 10000
+    assert results["test_acc"] >= 0.99, results
