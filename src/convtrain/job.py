@@ -128,6 +128,8 @@ def prepare_job(config: TrainConfig, record: bool = True) -> Job:
 
     model = build_model(config.model, data.channels, data.num_classes, data.image_size)
     init_weights(model, config.init)
+    if hasattr(model, "fit_to_data"):  # layers set from the data itself, e.g. a frozen whitening layer
+        model.fit_to_data(_normalised_sample(train_split, data))
     channels_last = use_channels_last(config.channels_last, device, config.precision)
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     net = model
@@ -245,3 +247,13 @@ def _split(data: ImageData, config: TrainConfig, run_dir: Path, record: bool) ->
     if config.limit_train:
         train = train.subset(torch.arange(min(config.limit_train, len(train))))
     return train, val
+
+
+def _normalised_sample(split: Split, data: ImageData, count: int = 5000) -> torch.Tensor:
+    """Up to `count` training images, normalised as the loader will give them: (N, C, H, W) float."""
+    if split.images is None:
+        raise ConfigError("model needs the training images in memory to initialise; use --loader device")
+    images = split.images[:count].float() / 255
+    mean = torch.tensor(data.mean).view(1, -1, 1, 1)
+    std = torch.tensor(data.std).view(1, -1, 1, 1)
+    return (images - mean) / std

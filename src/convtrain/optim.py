@@ -14,7 +14,10 @@ from convtrain.config import TrainConfig
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+    if hasattr(model, "parameter_groups"):  # a model may ask for its own lr/decay per group
+        params = model.parameter_groups(config)
+    else:
+        params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "sgd":
         return torch.optim.SGD(
             params,

@@ -24,10 +24,10 @@ from convtrain.checkpoint import load_checkpoint, save_checkpoint
 from convtrain.config import TrainConfig
 from convtrain.errors import ConvtrainError
 from convtrain.evaluate import evaluation_sums, metrics_from_sums
+from convtrain.job import Job, prepare_job
 from convtrain.optim import WeightAverage, build_optimizer, build_scheduler
 from convtrain.runfolder import write_json, write_metrics
 from convtrain.runtime import autocast, grad_scaler, rng_state, set_rng_state
-from convtrain.job import Job, prepare_job
 
 
 @dataclass
