@@ -1,0 +1,273 @@
+"""CIFAR-10 and CIFAR-100 from the official python files, read without running any code from them.
+
+The files are Python pickles, and unpickling can call any function the file names. The unpickler
+here resolves only the few names the official files use (numpy array and dtype reconstruction) and
+refuses everything else. The .tar.gz is unpacked into a temporary folder inside the data root,
+member by member after checking each path, checked, then renamed into place in one step.
+
+    python -c "from convtrain.data.registry import load_dataset; print(load_dataset('cifar10', '../shared/datasets'))"
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import shutil
+import tarfile
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from convtrain.data.dataset import ImageData, Split
+from convtrain.data.download import download_file, md5_matches
+from convtrain.errors import DataError
+
+if TYPE_CHECKING:
+    from convtrain.data.registry import DatasetSpec
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a CIFAR variant keeps its batches and which keys hold labels and class names."""
+
+    train: tuple[str, ...]
+    test: tuple[str, ...]
+    meta: str
+    labels: bytes
+    names: bytes
+
+
+LAYOUTS = {
+    "cifar10": Layout(
+        tuple(f"data_batch_{i}" for i in range(1, 6)),
+        ("test_batch",),
+        "batches.meta",
+        b"labels",
+        b"label_names",
+    ),
+    "cifar100": Layout(("train",), ("test",), "meta", b"fine_labels", b"fine_label_names"),
+}
+PIXELS = 3 * 32 * 32  # one row of b'data': 1024 red, then 1024 green, then 1024 blue values
+EXTRACT_FILTER = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # extra guard where available
+
+
+# ----- pickles that cannot run code -----
+
+
+def _latin1(text: str, encoding: str = "latin1") -> bytes:
+    # Python 3 writes bytes into protocol-2 pickles as _codecs.encode(text, 'latin1'); allow only that.
+    if encoding not in ("latin1", "latin-1"):
+        raise DataError(f"refusing _codecs.encode with encoding {encoding!r} in a CIFAR pickle")
+    return text.encode("latin1")
+
+
+_RECONSTRUCT = np.array(0).__reduce__()[0]  # numpy's _reconstruct, wherever this numpy version keeps it
+_SCALAR = np.int64(0).__reduce__()[0]
+ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy.core.multiarray", "scalar"): _SCALAR,
+    ("numpy._core.multiarray", "scalar"): _SCALAR,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _latin1,
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An Unpickler that builds numpy arrays, lists, dicts and strings, and refuses any other callable."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in ALLOWED:
+            raise DataError(
+                f"refusing to load {module}.{name}: CIFAR files hold only arrays, lists and strings"
+            )
+        return ALLOWED[(module, name)]
+
+
+def load_pickle(raw: bytes, where: str) -> object:
+    """Unpickle raw bytes with RestrictedUnpickler; any failure becomes a one-line DataError naming `where`."""
+    try:
+        return RestrictedUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except DataError as e:
+        raise DataError(f"{where}: {e}; the file is not an official copy, replace it") from None
+    except Exception as e:  # malformed pickles raise nearly anything (EOFError, ValueError, KeyError, ...)
+        raise DataError(
+            f"{where} is not a readable CIFAR pickle ({type(e).__name__}: {e}); replace it"
+        ) from None
+
+
+# ----- checking and reading the batches -----
+
+
+def _as_dict(obj: object, where: str) -> dict[bytes, object]:
+    if not isinstance(obj, dict):
+        raise DataError(f"{where} holds a {type(obj).__name__}, expected a dict as in the official files")
+    # Official files have bytes keys; a copy re-saved from Python 3 may have str keys.
+    return {k.encode() if isinstance(k, str) else k: v for k, v in obj.items()}
+
+
+def read_batch(raw: bytes, where: str, label_key: bytes, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """One batch file's (N, 3072) uint8 data and (N,) int64 labels, after checking keys, shapes and label range."""
+    batch = _as_dict(load_pickle(raw, where), where)
+    for key in (b"data", label_key):
+        if key not in batch:
+            raise DataError(f"{where} has no {key.decode()!r} entry; the file is not an official CIFAR batch")
+    data = batch[b"data"]
+    if (
+        not isinstance(data, np.ndarray)
+        or data.dtype != np.uint8
+        or data.ndim != 2
+        or data.shape[1] != PIXELS
+    ):
+        shape = getattr(data, "shape", type(data).__name__)
+        raise DataError(
+            f"{where}: 'data' is {shape} {getattr(data, 'dtype', '')}, expected (N, {PIXELS}) uint8"
+        )
+    try:
+        labels = np.asarray(batch[label_key])
+    except (TypeError, ValueError):
+        labels = np.asarray([])
+    if labels.dtype.kind not in "iu" or labels.shape != (len(data),):
+        raise DataError(f"{where}: {label_key.decode()!r} must be {len(data)} integers, one per image")
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise DataError(f"{where}: labels span {labels.min()}..{labels.max()}, outside 0..{num_classes - 1}")
+    return data, labels.astype(np.int64)
+
+
+def _class_names(folder: Path, layout: Layout, spec: DatasetSpec, shown: str) -> list[str]:
+    path = folder / layout.meta
+    if not path.is_file():
+        return list(spec.classes)  # the meta file only repeats the official names
+    meta = _as_dict(load_pickle(path.read_bytes(), f"{shown}/{layout.meta}"), f"{shown}/{layout.meta}")
+    names = meta.get(layout.names)
+    if (
+        not isinstance(names, list)
+        or not all(isinstance(n, (bytes, str)) for n in names)
+        or len(set(names)) != len(names)
+        or len(names) != len(spec.classes)
+    ):
+        raise DataError(
+            f"{shown}/{layout.meta}: {layout.names.decode()!r} must list {len(spec.classes)} distinct class names"
+        )
+    return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+
+
+def read_batches(folder: Path, spec: DatasetSpec, shown: str) -> tuple[Split, Split, list[str]]:
+    """Train and test splits and class names from an extracted folder; `shown` names it in messages."""
+    layout = LAYOUTS[spec.name]
+    missing = [name for name in layout.train + layout.test if not (folder / name).is_file()]
+    if missing:
+        needed = ", ".join(layout.train + layout.test)
+        raise DataError(
+            f"{shown} lacks {', '.join(missing)}: it must hold {needed}; replace it or delete it to extract again"
+        )
+    splits = []
+    for names in (layout.train, layout.test):
+        parts = [
+            read_batch((folder / n).read_bytes(), f"{shown}/{n}", layout.labels, len(spec.classes))
+            for n in names
+        ]
+        data = np.concatenate([p[0] for p in parts])  # (N, 3072)
+        labels = np.concatenate([p[1] for p in parts])  # (N,)
+        splits.append(
+            Split(labels=torch.from_numpy(labels), images=torch.from_numpy(data.reshape(-1, 3, 32, 32)))
+        )
+    return splits[0], splits[1], _class_names(folder, layout, spec, shown)
+
+
+# ----- the archive -----
+
+
+def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
+    path = PurePosixPath(member.name)
+    if member.name.startswith(("/", "\\")) or path.is_absolute() or ".." in path.parts or ":" in member.name:
+        raise DataError(
+            f"{archive}: refusing member {member.name!r} (absolute path or '..'); not an official archive"
+        )
+    if not (member.isfile() or member.isdir()):  # links and devices: official archives have none
+        raise DataError(
+            f"{archive}: refusing member {member.name!r} (a link or special file); not an official archive"
+        )
+
+
+def safe_extract(archive: Path, target: Path) -> None:
+    """Unpack a tar(.gz) into target, refusing absolute or '..' paths, links and special files."""
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                _check_member(member, archive)
+                tar.extract(member, target, **EXTRACT_FILTER)
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+        reason = " ".join(str(e).split())  # one line, whatever the library put in its message
+        raise DataError(
+            f"cannot unpack {archive} ({reason}): it is corrupt or truncated; delete it and download again"
+        ) from None
+
+
+def _read_archive(
+    archive: Path, root: Path, spec: DatasetSpec, notes: list[str]
+) -> tuple[Split, Split, list[str], str]:
+    try:
+        scratch = Path(tempfile.mkdtemp(prefix=f".{spec.folder}-", suffix=".part", dir=root))
+        keep = True
+    except OSError:  # a read-only data root: unpack elsewhere and keep nothing
+        scratch, keep = Path(tempfile.mkdtemp(prefix="convtrain-")), False
+        notes.append(f"{root} is not writable: read {archive.name} without keeping the unpacked copy")
+    try:
+        safe_extract(archive, scratch)
+        if not (scratch / spec.folder).is_dir():
+            raise DataError(
+                f"{archive} has no {spec.folder}/ folder; it is not the official {spec.name} archive"
+            )
+        train, test, classes = read_batches(scratch / spec.folder, spec, f"{archive}:{spec.folder}")
+        if keep:
+            try:  # one rename: the folder appears complete or not at all
+                os.replace(scratch / spec.folder, root / spec.folder)
+            except OSError:  # another process (a second training rank) put it there first
+                pass
+        return train, test, classes, str(root / spec.folder) if keep else str(archive)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def load_cifar(spec: DatasetSpec, root: Path, download: bool) -> ImageData:
+    """CIFAR-10/100 from `<root>/<spec.folder>/`, else from its archive in root (downloaded if allowed)."""
+    folder, published = root / spec.folder, spec.files[0]
+    archive = root / published.name
+    notes: list[str] = []
+    if folder.is_dir():
+        train, test, classes = read_batches(folder, spec, str(folder))
+        source = str(folder)
+    else:
+        if archive.is_file():
+            if not md5_matches(archive, published.md5):
+                notes.append(
+                    f"{archive} differs from the official archive (md5): reading it since its format checks out"
+                )
+        elif download:
+            download_file(spec.url_base + published.name, archive, published.md5, published.name)
+        else:
+            raise DataError(
+                f"{spec.name} not found: place {published.name} (or its unpacked {spec.folder}/ folder) in {root}, "
+                "or allow downloads (drop --no-download)"
+            )
+        train, test, classes, source = _read_archive(archive, root, spec, notes)
+    return ImageData(
+        name=spec.name,
+        classes=classes,
+        channels=3,
+        image_size=32,
+        mean=spec.mean,
+        std=spec.std,
+        train=train,
+        test=test,
+        source=source,
+        notes=notes,
+    )

@@ -1,0 +1,250 @@
+"""Folders of images (`folder:PATH`), and the pixel conversions every format shares.
+
+PATH holds one sub-folder per class (`PATH/<class>/*.png|jpg|jpeg|bmp|webp`), or `train/`, `val/`
+and `test/` trees laid out that way (classes then come from train/). Files are checked once by
+their headers; ones that are not readable images are skipped and counted in ImageData.notes, or
+refused with strict=True. Images become gray or RGB (the majority of files, unless channels is given)
+and square image_size x image_size (the most common size, unless given).
+
+    python -c "from convtrain.data.folder import read_folder; print(read_folder('../shared/datasets/cifar10-sample'))"
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from convtrain.data.dataset import ImageData, Split
+from convtrain.data.info import channel_stats
+from convtrain.errors import DataError, ImageError
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+PIL_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)  # what broken files raise
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 weights, the same ones PIL uses for RGB -> L
+CHUNK = 1024  # images per conversion step, to bound the float copy
+STATS_SAMPLE = 2000  # streamed folders: train images decoded to estimate mean/std
+SHOWN = 5  # skipped files named in the note; the rest are counted
+
+
+# ----- pixel conversions (also used for npz and registered datasets) -----
+
+
+def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize uint8 (N, C, H, W) images to (N, C, size, size): antialiased bilinear, rounded back to uint8."""
+    if images.shape[-2:] == (size, size):
+        return images
+    out = torch.empty((*images.shape[:2], size, size), dtype=torch.uint8)
+    for start in range(0, len(images), CHUNK):
+        x = images[start : start + CHUNK].float()  # (B, C, H, W)
+        y = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out[start : start + CHUNK] = y.round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+def to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """uint8 (N, C, H, W) images with C=1 or 3 made gray (luminance) or RGB (gray repeated)."""
+    have = images.shape[1]
+    if have == channels:
+        return images
+    if channels == 3:
+        return images.expand(-1, 3, -1, -1).contiguous()  # (N, 3, H, W)
+    weights = torch.tensor(LUMA).view(1, 3, 1, 1)
+    out = torch.empty((len(images), 1, *images.shape[2:]), dtype=torch.uint8)
+    for start in range(0, len(images), CHUNK):
+        gray = (images[start : start + CHUNK].float() * weights).sum(dim=1, keepdim=True)  # (B, 1, H, W)
+        out[start : start + CHUNK] = gray.round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+def decode_image(
+    path: str | Path, channels: int | None = None, image_size: int | None = None
+) -> torch.Tensor:
+    """Read one image file as uint8 (C, H, W): gray (1) or RGB (3), resized to image_size if given."""
+    try:
+        with Image.open(path) as im:
+            if im.mode.startswith("I;16"):  # 16-bit gray: scale to 8 bits instead of clipping at 255
+                im = Image.fromarray((np.asarray(im, dtype=np.float64) / 257).round().astype(np.uint8))
+            channels = channels or (1 if im.mode in GRAY_MODES else 3)
+            pixels = np.array(im.convert("L" if channels == 1 else "RGB"))  # (H, W) or (H, W, 3)
+    except PIL_ERRORS as e:
+        raise ImageError(f"cannot read image {path}: {e}") from None
+    x = torch.from_numpy(pixels).view(*pixels.shape[:2], channels).permute(2, 0, 1)  # (C, H, W)
+    if image_size is not None:
+        x = resize_images(x[None], image_size)[0]
+    return x.contiguous()
+
+
+# ----- finding the files -----
+
+
+def _listdir(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))  # skip .DS_Store and the like
+
+
+def _trees(root: Path) -> dict[str, Path]:
+    """{'train': ..., 'val': ..., 'test': ...} for a split layout, else {'train': root}."""
+    subdirs = [p for p in _listdir(root) if p.is_dir()]
+    if any(p.name == "train" for p in subdirs) and all(p.name in SPLIT_NAMES for p in subdirs):
+        return {SPLIT_NAMES[p.name]: p for p in subdirs}
+    return {"train": root}
+
+
+def _probe(path: Path) -> tuple[tuple[int, int], str] | str:
+    """(size, mode) read from the header, or the reason the file is not a usable image."""
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        return "not an image file name (.png, .jpg, .jpeg, .bmp, .webp)"
+    try:
+        with Image.open(path) as im:
+            return im.size, im.mode
+    except PIL_ERRORS as e:
+        return str(e)
+
+
+def _scan(trees: dict[str, Path]) -> tuple[list[str], dict[str, list[tuple[Path, int]]], dict, list]:
+    """Classes, the (file, label) list per split, each file's (size, mode), and the bad files with reasons."""
+    classes = [p.name for p in _listdir(trees["train"]) if p.is_dir()]
+    if not classes:
+        raise DataError(f"no class folders in {trees['train']}: put images in {trees['train']}/<class name>/")
+    if len(classes) == 1:
+        raise DataError(
+            f"only one class folder ({classes[0]}) in {trees['train']}: a classifier needs two or more"
+        )
+    files: dict[str, list[tuple[Path, int]]] = {}
+    headers, bad = {}, []
+    for split, tree in trees.items():
+        folders = [p for p in _listdir(tree) if p.is_dir()]
+        unknown = [p.name for p in folders if p.name not in classes]
+        if unknown:
+            raise DataError(
+                f"{tree} has class folders {unknown} that train/ lacks; add them to train/ or remove them"
+            )
+        files[split] = []
+        for folder in folders:
+            found, label = [p for p in _listdir(folder) if p.is_file()], classes.index(folder.name)
+            for path in found:
+                probe = _probe(path)
+                if isinstance(probe, str):
+                    bad.append((path, probe))
+                else:
+                    headers[path] = probe
+                    files[split].append((path, label))
+            if split == "train" and not any(p in headers for p in found):
+                raise DataError(
+                    f"class folder {folder} has no readable images: add some or delete the folder"
+                )
+    return classes, files, headers, bad
+
+
+def _refuse_bad_files(bad: list[tuple[Path, str]], root: Path) -> DataError:
+    first_path, first_reason = bad[0]
+    return DataError(
+        f"{len(bad)} files in {root} are not readable images, e.g. {first_path} ({first_reason}); "
+        "fix or remove them, or drop --strict to skip them"
+    )
+
+
+def _skipped_note(bad: list[tuple[Path, str]], root: Path) -> str:
+    names = ", ".join(str(p.relative_to(root)) for p, _ in bad[:SHOWN])
+    more = f" and {len(bad) - SHOWN} more" if len(bad) > SHOWN else ""
+    return f"skipped {len(bad)} files in {root} that are not readable images: {names}{more}"
+
+
+def _geometry(
+    headers: dict, image_size: int | None, channels: int | None, notes: list[str]
+) -> tuple[int, int]:
+    """The channels (majority of modes) and square size (most common size) to convert every image to."""
+    if channels is None:
+        gray = sum(mode in GRAY_MODES for _, mode in headers.values())
+        channels = 1 if gray > len(headers) - gray else 3  # a tie goes to RGB, which loses nothing
+    if image_size is None:
+        sizes = Counter(size for size, _ in headers.values())
+        (width, height), _ = sizes.most_common(1)[0]
+        image_size = min(width, height)
+        if len(sizes) > 1 or width != height:
+            notes.append(
+                f"images have {len(sizes)} sizes (most common {width}x{height}): all resized to "
+                f"{image_size}x{image_size}; pass image_size to choose"
+            )
+    return channels, image_size
+
+
+# ----- reading -----
+
+
+def _decode_all(entries: list[tuple[Path, int]], channels: int, size: int, bad: list) -> Split:
+    images = torch.empty((len(entries), channels, size, size), dtype=torch.uint8)
+    kept = []
+    for path, label in entries:
+        try:
+            images[len(kept)] = decode_image(path, channels, size)
+            kept.append(label)
+        except ImageError as e:  # a valid header over broken pixel data
+            bad.append((path, str(e)))
+    if len(kept) < len(images):
+        images = images[: len(kept)].clone()  # drop the rows of skipped files
+    return Split(labels=torch.tensor(kept, dtype=torch.int64), images=images)
+
+
+def read_folder(
+    root: Path,
+    image_size: int | None = None,
+    channels: int | None = None,
+    strict: bool = False,
+    in_memory: bool = True,
+) -> ImageData:
+    """A folder dataset as ImageData: decoded in memory, or (in_memory=False) as file lists with labels."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"folder dataset {root} does not exist or is not a folder")
+    trees = _trees(root)
+    classes, files, headers, bad = _scan(trees)
+    if strict and bad:
+        raise _refuse_bad_files(bad, root)
+    notes: list[str] = []
+    channels, image_size = _geometry(headers, image_size, channels, notes)
+    if in_memory:
+        splits = {name: _decode_all(entries, channels, image_size, bad) for name, entries in files.items()}
+    else:
+        splits = {
+            name: Split(
+                labels=torch.tensor([lb for _, lb in entries], dtype=torch.int64),
+                files=[p for p, _ in entries],
+            )
+            for name, entries in files.items()
+        }
+    if strict and bad:
+        raise _refuse_bad_files(bad, root)
+    if bad:
+        notes.insert(0, _skipped_note(bad, root))
+    splits = {name: split for name, split in splits.items() if len(split) or name == "train"}
+    counts = torch.bincount(splits["train"].labels, minlength=len(classes)).tolist()
+    missing = [c for c, n in zip(classes, counts, strict=True) if n == 0]
+    if missing:
+        raise DataError(
+            f"class folders {missing} in {trees['train']} have no readable images: add some or delete them"
+        )
+    if in_memory:
+        mean, std = channel_stats(splits["train"].images)
+    else:  # estimate from an even sample of the training files rather than decoding them all
+        sample = splits["train"].files[:: max(1, len(splits["train"]) // STATS_SAMPLE)]
+        mean, std = channel_stats(_decode_all([(p, 0) for p in sample], channels, image_size, []).images)
+    return ImageData(
+        name=root.resolve().name,
+        classes=classes,
+        channels=channels,
+        image_size=image_size,
+        mean=mean,
+        std=std,
+        train=splits["train"],
+        test=splits.get("test"),
+        val=splits.get("val"),
+        source=f"folder:{root.resolve()}",
+        notes=notes,
+    )

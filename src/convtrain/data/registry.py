@@ -1,0 +1,237 @@
+"""The registered datasets and load_dataset(): one call from a name to an ImageData.
+
+A name is a registered dataset (mnist, fashion-mnist, cifar10, cifar100), `folder:PATH` (a folder
+per class) or `npz:PATH` (arrays x_train, y_train, ...). Registered datasets live under the data
+root: the data_dir argument, else $CONVTRAIN_DATA, else ~/.cache/convtrain.
+
+Problems worth knowing but not fatal (a user copy with another md5, skipped image files) are kept
+in ImageData.notes and also issued as DataWarning through `warnings`, once, when loading returns.
+
+    python -c "from convtrain.data.registry import load_dataset; print(load_dataset('mnist').train.images.shape)"
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from convtrain.data.cifar import load_cifar
+from convtrain.data.dataset import ImageData
+from convtrain.data.folder import read_folder, resize_images, to_channels
+from convtrain.data.idx import load_idx_dataset
+from convtrain.data.info import channel_stats
+from convtrain.data.npz import read_npz
+from convtrain.errors import ConfigError
+
+DEFAULT_DATA_DIR = "~/.cache/convtrain"
+
+
+class DataWarning(UserWarning):
+    """A dataset problem convtrain worked around; the same text is in ImageData.notes."""
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One published file of a dataset."""
+
+    name: str  # as published, e.g. train-images-idx3-ubyte.gz
+    md5: str  # of the published file; "" if not checked
+    kind: str = ""  # IDX files: "images" or "labels"
+    content_md5: str = ""  # of the uncompressed contents, which survives recompression
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registered dataset: what it holds, its normalisation, and where its files come from."""
+
+    name: str
+    classes: tuple[str, ...]
+    channels: int
+    image_size: int
+    mean: tuple[float, ...]  # per channel, 0-1 scale, over the official training split
+    std: tuple[float, ...]
+    url_base: str  # files are downloaded from url_base + file name; "" means never downloaded
+    files: tuple[DataFile, ...]
+    folder: str  # under the data root: where the files (or the extracted archive) live
+    description: str
+    bundled: bool = False  # shipped inside the package (MNIST), so it works offline
+
+
+def _idx_files(md5s: tuple[str, ...], content_md5s: tuple[str, ...]) -> tuple[DataFile, ...]:
+    names = (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    )
+    kinds = ("images", "labels", "images", "labels")
+    return tuple(
+        DataFile(f"{n}.gz", md5, kind, content)
+        for n, md5, kind, content in zip(names, md5s, kinds, content_md5s, strict=True)
+    )
+
+
+CIFAR100_CLASSES = tuple(
+    "apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly camel "
+    "can castle caterpillar cattle chair chimpanzee clock cloud cockroach couch crab crocodile cup dinosaur "
+    "dolphin elephant flatfish forest fox girl hamster house kangaroo keyboard lamp lawn_mower leopard lion "
+    "lizard lobster man maple_tree motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree "
+    "pear pickup_truck pine_tree plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea "
+    "seal shark shrew skunk skyscraper snail snake spider squirrel streetcar sunflower sweet_pepper table "
+    "tank telephone television tiger tractor train trout tulip turtle wardrobe whale willow_tree wolf woman "
+    "worm".split()
+)
+
+DATASETS: dict[str, DatasetSpec] = {
+    "mnist": DatasetSpec(
+        name="mnist",
+        classes=tuple(str(d) for d in range(10)),
+        channels=1,
+        image_size=28,
+        mean=(0.1307,),  # computed from the 60,000 training images
+        std=(0.3081,),
+        url_base="",
+        files=_idx_files(
+            ("", "", "", ""),
+            (
+                "6bbc9ace898e44ae57da46a324031adb",
+                "a25bea736e30d166cdddb491f175f624",
+                "2646ac647ad5339dbf082846283269ea",
+                "27ae3e4e09519cfbb04c329615203637",
+            ),
+        ),
+        folder="MNIST/raw",
+        description="handwritten digits, 60,000 train + 10,000 test, 28x28 gray (bundled)",
+        bundled=True,
+    ),
+    "fashion-mnist": DatasetSpec(
+        name="fashion-mnist",
+        classes=(
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
+        channels=1,
+        image_size=28,
+        mean=(0.2860,),
+        std=(0.3530,),
+        url_base="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        files=_idx_files(
+            (
+                "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                "25c81989df183df01b3e8a0aad5dffbe",
+                "bef4ecab320f06d8554ea6380940ec79",
+                "bb300cfdad3c16e7a12a480ee83cd310",
+            ),
+            ("", "", "", ""),
+        ),
+        folder="FashionMNIST/raw",
+        description="clothing photos, 60,000 train + 10,000 test, 28x28 gray",
+    ),
+    "cifar10": DatasetSpec(
+        name="cifar10",
+        classes=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+        channels=3,
+        image_size=32,
+        mean=(0.4914, 0.4822, 0.4465),
+        std=(0.2470, 0.2435, 0.2616),
+        url_base="https://www.cs.toronto.edu/~kriz/",
+        files=(DataFile("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a"),),
+        folder="cifar-10-batches-py",
+        description="small photos, 50,000 train + 10,000 test, 32x32 RGB, 10 classes",
+    ),
+    "cifar100": DatasetSpec(
+        name="cifar100",
+        classes=CIFAR100_CLASSES,
+        channels=3,
+        image_size=32,
+        mean=(0.5071, 0.4865, 0.4409),
+        std=(0.2673, 0.2564, 0.2762),
+        url_base="https://www.cs.toronto.edu/~kriz/",
+        files=(DataFile("cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85"),),
+        folder="cifar-100-python",
+        description="small photos, 50,000 train + 10,000 test, 32x32 RGB, 100 fine classes",
+    ),
+}
+
+ALIASES = {
+    "fashionmnist": "fashion-mnist",
+    "fashion": "fashion-mnist",
+    "cifar-10": "cifar10",
+    "cifar-100": "cifar100",
+}
+
+
+def resolve_data_dir(data_dir: str | None) -> Path:
+    """The data root: data_dir if given, else $CONVTRAIN_DATA, else ~/.cache/convtrain (not created here)."""
+    return Path(data_dir or os.environ.get("CONVTRAIN_DATA") or DEFAULT_DATA_DIR).expanduser()
+
+
+def _check_options(image_size: int | None, channels: int | None) -> None:
+    if channels not in (None, 1, 3):
+        raise ConfigError(f"channels must be 1 (gray) or 3 (RGB), got {channels}")
+    if image_size is not None and (not isinstance(image_size, int) or image_size < 1):
+        raise ConfigError(f"image_size must be a positive number of pixels, got {image_size}")
+
+
+def convert(data: ImageData, image_size: int | None, channels: int | None) -> ImageData:
+    """Give every in-memory split the requested channels and size; recompute mean/std from train if anything changed."""
+    channels = channels or data.channels
+    image_size = image_size or data.image_size
+    if (channels, image_size) == (data.channels, data.image_size):
+        return data
+    for split in (data.train, data.val, data.test):
+        if split is not None and split.images is not None:
+            split.images = to_channels(
+                resize_images(to_channels(split.images, min(channels, data.channels)), image_size), channels
+            )
+    data.channels, data.image_size = channels, image_size
+    data.mean, data.std = channel_stats(data.train.images)  # resizing smooths pixels, so std changes too
+    return data
+
+
+def load_dataset(
+    name: str,
+    data_dir: str | None = None,
+    image_size: int | None = None,
+    channels: int | None = None,
+    strict: bool = False,
+    download: bool = True,
+    in_memory: bool = True,
+) -> ImageData:
+    """Read a dataset by name (registered, folder:PATH or npz:PATH), converted to image_size and channels if given.
+
+    strict refuses a folder with unreadable files instead of skipping them; in_memory=False gives a
+    folder dataset as file lists for the streaming loader (other formats are always in memory).
+    """
+    _check_options(image_size, channels)
+    kind, _, path = name.partition(":")
+    if kind == "folder" and path:
+        data = read_folder(Path(path).expanduser(), image_size, channels, strict=strict, in_memory=in_memory)
+    elif kind == "npz" and path:
+        data = convert(read_npz(Path(path).expanduser()), image_size, channels)
+    else:
+        key = name.lower().replace("_", "-")
+        spec = DATASETS.get(ALIASES.get(key, key))
+        if spec is None:
+            valid = ", ".join(DATASETS)
+            raise ConfigError(f"unknown dataset '{name}': choose one of {valid}, or folder:PATH or npz:PATH")
+        data = convert(_load_registered(spec, resolve_data_dir(data_dir), download), image_size, channels)
+    for note in data.notes:
+        warnings.warn(note, DataWarning, stacklevel=2)
+    return data
+
+
+def _load_registered(spec: DatasetSpec, root: Path, download: bool) -> ImageData:
+    if spec.name.startswith("cifar"):
+        return load_cifar(spec, root, download)
+    return load_idx_dataset(spec, root, download)
