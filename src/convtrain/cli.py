@@ -111,7 +111,10 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     from convtrain.data.info import dataset_info, format_info
     from convtrain.data.registry import load_dataset
 
-    info = dataset_info(load_dataset(args.name, args.data_dir, download=not args.no_download))
+    with warnings.catch_warnings():  # the notes are part of the printed table
+        if not args.json:
+            warnings.simplefilter("ignore")
+        info = dataset_info(load_dataset(args.name, args.data_dir, download=not args.no_download))
     print(json.dumps(info, indent=2) if args.json else format_info(info))
     return 0
 
