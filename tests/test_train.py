@@ -244,3 +244,18 @@ def test_default_run_reaches_99_percent_on_mnist(tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert results["test_images"] == 10000
     assert results["test_acc"] >= 0.99, results
+
+
+def test_ctrl_c_stops_cleanly_with_a_resumable_checkpoint(tiny_npz, tmp_path):
+    run = tmp_path / "interrupted"
+    command = [sys.executable, "-m", "convtrain", *tiny_args(tiny_npz, run, "--epochs", "200")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run / "last.pt").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err[-2000:]
+    assert "interrupted; last.pt holds epoch" in out and "Traceback" not in err
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["epoch"] + 1 == len(state["history"])  # a consistent epoch-boundary state
