@@ -38,7 +38,7 @@ def evaluate(run_dir, split: str = "test", tta: bool = False, **kwargs):
 
 def predict(run_dir, paths, topk: int = 3, **kwargs):
     """Top-k labels and probabilities for image files, folders or globs."""
-    from convtrain.predict import predict_paths
+    from convtrain.prediction import predict_paths
 
     return predict_paths(run_dir, paths, topk=topk, **kwargs)
 

@@ -55,7 +55,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "unsafe content"
+        if "Unsupported global" not in str(error):  # torch says the same for corrupt bytes
+            raise CheckpointError(f"checkpoint {path} is unreadable or corrupt; retrain or restore it") from None
+        first_line = next((line for line in str(error).splitlines() if "Unsupported global" in line), "")
         raise CheckpointError(
             f"checkpoint {path} was refused: it holds more than weights ({first_line[:120]}); "
             "only load checkpoints written by convtrain"

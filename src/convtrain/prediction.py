@@ -1,0 +1,175 @@
+"""Predict: top-k labels for image files, folders and globs, preprocessed exactly as in training.
+
+Each image is decoded to the model card's channels and size (gray <-> RGB, resized as training
+resized it), then normalised with the card's mean/std. Files that are not readable images are
+reported by name (a SkippedImageWarning each) and skipped; only when nothing at all can be read
+is it an error.
+
+    convtrain predict runs/cifar10-sample-lenet5 photos/ "more/*.jpg" --topk 3 --out preds.csv
+    python -c "import convtrain; print(convtrain.predict('runs/mnist-lenet5', ['digit.png']))"
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from convtrain.checkpoint import load_model, write_text_atomic
+from convtrain.errors import ConfigError, ImageError
+from convtrain.runtime import pick_device
+
+GLOB_CHARACTERS = set("*?[")
+
+
+class SkippedImageWarning(UserWarning):
+    """A path given to predict that was not a readable image (or matched nothing); it was skipped."""
+
+
+def expand_paths(paths: list[str | Path]) -> list[Path]:
+    """Files as given, every file under a folder (recursively, sorted), and glob matches.
+
+    Paths that do not exist, empty folders and globs that match nothing are reported with a warning.
+    """
+    files: list[Path] = []
+    for given in paths:
+        path = Path(given).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p, path))
+            if not found:
+                _skip(path, "empty folder")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        elif GLOB_CHARACTERS & set(str(given)):
+            found = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+            if not found:
+                _skip(Path(given), "the pattern matches no files")
+            files += found
+        else:
+            _skip(path, "no such file or folder")
+    return list(dict.fromkeys(files))  # a file named twice is predicted once
+
+
+def preprocess(
+    card: dict[str, Any], images: torch.Tensor, device: str | torch.device = "cpu"
+) -> torch.Tensor:
+    """uint8 images (N, C, H, W) or one (C, H, W) -> the float batch the model of `card` takes."""
+    from convtrain.data.folder import resize_images, to_channels
+
+    if images.dtype != torch.uint8:
+        raise ImageError(f"images must be uint8 pixels 0-255, got {images.dtype}")
+    if images.dim() == 3:
+        images = images[None]
+    if images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise ImageError(f"images must be (N, C, H, W) with C 1 or 3, got shape {tuple(images.shape)}")
+    images = resize_images(to_channels(images.cpu(), card["in_channels"]), card["image_size"])  # (N, C, S, S)
+    mean = torch.tensor(card["mean"], device=device).view(1, -1, 1, 1)  # (1, C, 1, 1)
+    std = torch.tensor(card["std"], device=device).view(1, -1, 1, 1)
+    return (images.to(device).float() / 255 - mean) / std  # (N, C, S, S), as the training loader does
+
+
+@torch.inference_mode()
+def predict_tensor(
+    model: torch.nn.Module, card: dict[str, Any], images: torch.Tensor, batch_size: int = 256
+) -> torch.Tensor:
+    """Class probabilities (N, K) for uint8 images (N, C, H, W) or one (C, H, W), converted to the card's input."""
+    if images.dim() == 3:
+        images = images[None]
+    device = next(model.parameters()).device
+    model.eval()
+    out = [
+        model(preprocess(card, batch, device)).float().softmax(1).cpu() for batch in images.split(batch_size)
+    ]
+    return torch.cat(out)  # (N, K)
+
+
+def predict_paths(
+    run_dir: str | Path,
+    paths: list[str | Path] | str | Path,
+    topk: int = 3,
+    which: str = "best",
+    device: str = "auto",
+    batch_size: int = 256,
+) -> list[dict[str, Any]]:
+    """Top-k predictions for every readable image among `paths`: [{path, labels, probabilities}, ...].
+
+    Unreadable files are skipped with a SkippedImageWarning naming them; ImageError if none could be read.
+    """
+    from convtrain.data.folder import decode_image
+
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    if topk < 1:
+        raise ConfigError(f"topk must be at least 1, got {topk}")
+    model, card = load_model(run_dir, which, pick_device(device))
+    classes = card["classes"]
+    k = min(topk, len(classes))
+    files = expand_paths(paths)
+    results: list[dict[str, Any]] = []
+    for start in range(0, len(files), batch_size):
+        readable, images = [], []
+        for path in files[start : start + batch_size]:
+            try:
+                images.append(decode_image(path, card["in_channels"], card["image_size"]))  # (C, S, S)
+                readable.append(path)
+            except ImageError:
+                _skip(path, "not a readable image")
+        if not images:
+            continue
+        probs = predict_tensor(model, card, torch.stack(images), batch_size)  # (B, K)
+        top_p, top_i = probs.topk(k, dim=1)
+        for path, p, i in zip(readable, top_p.tolist(), top_i.tolist(), strict=True):
+            results.append({"path": str(path), "labels": [classes[c] for c in i], "probabilities": p})
+    if not results:
+        shown = ", ".join(str(p) for p in paths[:3]) + (" ..." if len(paths) > 3 else "")
+        raise ImageError(
+            f"no readable images in {shown}; give image files (.png, .jpg, ...), folders or globs"
+        )
+    return results
+
+
+def write_predictions(path: str | Path, predictions: list[dict[str, Any]]) -> Path:
+    """Save predictions as .csv (path, label_1, probability_1, ...) or .json, chosen by the extension."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        text = json.dumps(predictions, indent=2) + "\n"
+    elif path.suffix.lower() == ".csv":
+        k = max(len(p["labels"]) for p in predictions)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["path"] + [f"{name}_{i + 1}" for i in range(k) for name in ("label", "probability")])
+        for p in predictions:
+            cells = [x for pair in zip(p["labels"], p["probabilities"], strict=True) for x in pair]
+            writer.writerow([p["path"], *(f"{c:.6f}" if isinstance(c, float) else c for c in cells)])
+        text = buffer.getvalue()
+    else:
+        raise ConfigError(f"--out {path} must end in .csv or .json")
+    write_text_atomic(path, text)
+    return path
+
+
+def format_predictions(predictions: list[dict[str, Any]]) -> str:
+    """One line per image: the path, then each label with its probability."""
+    width = min(60, max(len(p["path"]) for p in predictions))
+    return "\n".join(
+        f"{p['path']:<{width}}  "
+        + "  ".join(
+            f"{label} {prob:.3f}" for label, prob in zip(p["labels"], p["probabilities"], strict=True)
+        )
+        for p in predictions
+    )
+
+
+def _skip(path: Path, reason: str) -> None:
+    warnings.warn(f"skipped {path}: {reason}", SkippedImageWarning, stacklevel=3)
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)

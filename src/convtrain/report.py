@@ -1,0 +1,180 @@
+"""The run report: every picture of a run, and report.html, one self-contained page that shows them.
+
+Made from the run folder alone (config.yaml, model.json, metrics.csv, results.json, best.pt) plus
+the dataset it names, which is needed for the evaluation pictures. Whatever is missing (no test
+split, no validation split, a dataset that moved, no epoch finished) leaves a note on the page
+instead of stopping the report. Pictures go to <run>/plots/, and the page embeds them as base64,
+so report.html can be mailed or archived on its own.
+
+    convtrain plot runs/mnist-lenet5 && xdg-open runs/mnist-lenet5/report.html
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from convtrain.checkpoint import load_model, read_model_card
+from convtrain.errors import ConvtrainError
+from convtrain.report_html import Page, write_report
+from convtrain.runfolder import read_metrics
+from convtrain.runtime import pick_device
+
+GRID_IMAGES = 32  # sample predictions shown
+WORST_IMAGES = 24  # misclassified images shown, highest loss first
+
+
+def make_run_pictures(run_dir: str | Path, data_dir: str | None = None, device: str = "auto") -> Path:
+    """Make every picture of a run in <run>/plots/ and write <run>/report.html; returns the report's path."""
+    from convtrain.metrics import read_run_config
+
+    run_dir = Path(run_dir)
+    page = Page(run_dir, read_model_card(run_dir), read_run_config(run_dir), _read_results(run_dir))
+    plots = run_dir / "plots"
+    _curves(page, plots)
+    try:
+        model, _ = load_model(run_dir, "best", pick_device(device))
+    except ConvtrainError as error:
+        page.notes.append(f"no model pictures: {error}")
+        return write_report(page)
+    _filters(page, model, plots)
+    _evaluation(page, model, plots, data_dir)
+    return write_report(page)
+
+
+# ----- the pictures -----
+
+
+def _curves(page: Page, plots: Path) -> None:
+    from convtrain.plots import plot_curves
+
+    history = read_metrics(page.run_dir)
+    if not history:
+        page.notes.append("metrics.csv has no epochs yet, so there are no training curves")
+        return
+    title = f"{page.card['architecture']} on {page.card.get('dataset', '?')}"
+    page.pictures["curves"] = plot_curves(history, plots / "curves.png", title)
+    if all(row["val_loss"] != row["val_loss"] for row in history):
+        page.notes.append("the run had no validation split: the curves show training numbers only")
+
+
+def _filters(page: Page, model: torch.nn.Module, plots: Path) -> None:
+    from convtrain.kernels import conv_layers, filters_figure
+
+    if conv_layers(model):
+        page.pictures["filters"] = filters_figure(model, plots / "filters.png")
+
+
+def _evaluation(page: Page, model: torch.nn.Module, plots: Path, data_dir: str | None) -> None:
+    """Evaluate on the test split (else the validation split) and draw what the numbers mean."""
+    from convtrain.metrics import (
+        load_run_data,
+        metrics_from_logits,
+        pick_split,
+        split_logits,
+        write_evaluation,
+    )
+
+    try:
+        data = load_run_data(page.card, page.config, data_dir)
+    except ConvtrainError as error:
+        page.notes.append(f"no evaluation pictures: the dataset could not be read ({error})")
+        return
+    _batch(page, data, plots)
+    split_name, split = None, None
+    for name in ("test", "val"):
+        try:
+            split_name, split = name, pick_split(page.run_dir, data, name)
+            break
+        except ConvtrainError as error:
+            page.notes.append(f"no {name} evaluation: {error}")
+    if split is None:
+        return
+    logits, labels = split_logits(model, data, split)
+    classes = list(page.card["classes"])
+    result = {"run": str(page.run_dir), "split": split_name, "checkpoint": "best.pt", "tta": False}
+    result.update(metrics_from_logits(logits, labels, classes, top_losses=WORST_IMAGES))
+    write_evaluation(page.run_dir, result)
+    page.evaluation = result
+    _evaluation_pictures(page, plots, split.images, logits, labels, classes)
+
+
+def _batch(page: Page, data, plots: Path) -> None:
+    """The first training batch exactly as the loader serves it, augmentation included, turned back into pixels."""
+    from convtrain.data.augment import parse_augment
+    from convtrain.data.loader import make_loader
+    from convtrain.plots import plot_image_grid
+
+    augment = page.config.get("augment", "none")
+    count = min(GRID_IMAGES, len(data.train))
+    loader = make_loader(
+        data.train,
+        data,
+        count,
+        "cpu",
+        train=True,
+        augment=parse_augment(augment),
+        seed=page.config.get("seed", 0),
+        workers=0,
+    )
+    x, y = next(iter(loader))  # (B, C, H, W) normalised; y (B,) or (B, K) soft targets with mixing
+    mean = torch.tensor(data.mean).view(1, -1, 1, 1)
+    std = torch.tensor(data.std).view(1, -1, 1, 1)
+    pixels = ((x * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)  # (B, C, H, W)
+    labels = y if y.dim() == 1 else y.argmax(1)
+    captions = [data.classes[int(k)] for k in labels]
+    page.pictures["batch"] = plot_image_grid(
+        pixels, captions, plots / "batch.png", title=f"a training batch, augment {augment}"
+    )
+
+
+def _evaluation_pictures(page: Page, plots: Path, images, logits, labels, classes: list[str]) -> None:
+    from convtrain.plots import plot_confusion, plot_per_class, plot_predictions
+
+    result, split = page.evaluation, page.evaluation["split"]
+    probs = logits.softmax(1)  # (N, K)
+    page.pictures["confusion"] = plot_confusion(
+        result["confusion"],
+        classes,
+        plots / "confusion.png",
+        f"confusion matrix, {split} split ({len(labels)} images)",
+    )
+    page.pictures["per_class"] = plot_per_class(
+        result["per_class"], plots / "per_class.png", result["top1"], f"accuracy per class, {split} split"
+    )
+    # A seeded sample: splits are often sorted by class, and the first images would all be one class.
+    sample = (
+        torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:GRID_IMAGES].sort().values
+    )
+    page.pictures["predictions"] = plot_predictions(
+        images[sample],
+        labels[sample],
+        probs[sample],
+        classes,
+        plots / "predictions.png",
+        f"sample predictions, {split} split",
+    )
+    wrong = [item["index"] for item in result["top_losses"] if item["true"] != item["predicted"]]
+    if wrong:
+        idx = torch.tensor(wrong)
+        page.pictures["mistakes"] = plot_predictions(
+            images[idx],
+            labels[idx],
+            probs[idx],
+            classes,
+            plots / "mistakes.png",
+            "worst mistakes: highest loss first",
+        )
+    else:
+        page.notes.append(f"no misclassified images in the {split} split")
+
+
+def _read_results(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "results.json"
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError:
+        return {}

@@ -1,0 +1,175 @@
+"""report.html: one self-contained page (pictures embedded as base64) that shows a whole run.
+
+report.py gathers what the page shows into a Page; write_report() turns it into HTML. The page has
+no scripts and loads nothing else, so it opens the same from a mail, an archive or a CI artifact.
+
+    python -c "from convtrain.report import make_run_pictures; make_run_pictures('runs/mnist-lenet5')"
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from convtrain.checkpoint import write_text_atomic
+
+
+@dataclass
+class Page:
+    """What report.html shows, gathered before any HTML is written."""
+
+    run_dir: Path
+    card: dict[str, Any]
+    config: dict[str, Any]
+    results: dict[str, Any]
+    pictures: dict[str, Path] = field(default_factory=dict)
+    evaluation: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+STYLE = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem;color:#1f2328}
+h1{margin-bottom:.2rem} h2{border-bottom:1px solid #d0d7de;padding-bottom:.3rem;margin-top:2rem}
+.sub{color:#59636e;margin-top:0} img{max-width:100%;height:auto;display:block;margin:.5rem 0}
+table{border-collapse:collapse;font-size:.9rem;margin:.5rem 0} td,th{padding:.25rem .7rem;border-bottom:1px solid #eaeef2;text-align:left}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums} .big{font-size:1.6rem;font-weight:600}
+.cards{display:flex;gap:1rem;flex-wrap:wrap} .card{border:1px solid #d0d7de;border-radius:6px;padding:.6rem 1rem;min-width:8rem}
+.card .label{color:#59636e;font-size:.8rem} .notes li{color:#9a6700} .columns{display:flex;gap:2rem;flex-wrap:wrap;align-items:flex-start}
+"""
+
+
+def write_report(page: Page) -> Path:
+    """Write report.html from a Page (atomically); returns its path."""
+    card = page.card
+    name = page.run_dir.resolve().name
+    shape = f"{card['in_channels']}x{card['image_size']}x{card['image_size']}"
+    parts = [
+        f"<h1>convtrain run {_e(name)}</h1>",
+        f"<p class='sub'>model <b>{_e(card['architecture'])}</b> · dataset <b>{_e(card.get('dataset', '?'))}</b> "
+        f"({_e(card.get('dataset_source', ''))}) · {len(card['classes'])} classes · input {shape} · "
+        f"report written {time.strftime('%Y-%m-%d %H:%M')}</p>",
+        _summary(page),
+        _picture(page, "curves", "Training curves", "loss and accuracy per epoch, train and validation"),
+        _per_class(page),
+        _picture(page, "confusion", "Confusion matrix", "rows: true class, columns: predicted class")
+        + _confused(page),
+        _picture(
+            page,
+            "predictions",
+            "Sample predictions",
+            "green: right, red: wrong; predicted (probability) over true",
+        ),
+        _picture(page, "mistakes", "Worst mistakes", "misclassified images with the highest loss"),
+        _picture(page, "batch", "A training batch", "as the model sees it, with the run's augmentation"),
+        _picture(page, "filters", "First-layer filters", "what the first convolution learned to look for"),
+        _config(page),
+    ]
+    if page.notes:
+        parts.append(
+            "<h2>Notes</h2><ul class='notes'>" + "".join(f"<li>{_e(n)}</li>" for n in page.notes) + "</ul>"
+        )
+    document = (
+        "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+        f"<link rel='icon' href='data:,'><title>convtrain run {_e(name)}</title><style>{STYLE}</style></head>\n"
+        "<body>\n" + "\n".join(p for p in parts if p) + "\n</body></html>\n"
+    )
+    path = page.run_dir / "report.html"
+    write_text_atomic(path, document)
+    return path
+
+
+def _summary(page: Page) -> str:
+    results, evaluation = page.results, page.evaluation
+    cards = []
+    if evaluation:
+        split = evaluation["split"]
+        cards.append((f"{split} top-1", _pct(evaluation["top1"])))
+        if evaluation["top5_k"] < len(evaluation["per_class"]):  # top-k over all classes is always 100%
+            cards.append((f"{split} top-{evaluation['top5_k']}", _pct(evaluation["top5"])))
+        cards += [
+            (f"{split} loss", f"{evaluation['loss']:.4f}"),
+            (f"{split} macro F1", f"{evaluation['macro_f1']:.4f}"),
+        ]
+    elif "test_acc" in results:
+        cards.append(("test top-1", _pct(results["test_acc"])))
+    if _finite(results.get("final_val_acc")):
+        cards.append(("last val accuracy", _pct(results["final_val_acc"])))
+    if "epochs" in results:
+        cards.append(("epochs", str(results["epochs"])))
+    if "training_seconds" in results:
+        cards.append(("training time", f"{results['training_seconds']:.1f} s"))
+    if results.get("stop_reason"):
+        cards.append(("stopped", str(results["stop_reason"])))
+    if not cards:
+        return "<h2>Final metrics</h2><p>No results yet: results.json is missing.</p>"
+    body = "".join(
+        f"<div class='card'><div class='label'>{_e(k)}</div><div class='big'>{_e(v)}</div></div>"
+        for k, v in cards
+    )
+    return f"<h2>Final metrics</h2><div class='cards'>{body}</div>"
+
+
+def _picture(page: Page, key: str, title: str, caption: str) -> str:
+    if key not in page.pictures:
+        return ""
+    return f"<h2>{_e(title)}</h2><p class='sub'>{_e(caption)}</p>{_img(page, key, title)}"
+
+
+def _img(page: Page, key: str, alt: str) -> str:
+    """An <img> carrying its PNG inline, so the page needs no other file."""
+    path = page.pictures.get(key)
+    if path is None:
+        return ""
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f"<img id='{key}' alt='{_e(alt)}' src='data:image/png;base64,{data}'>"
+
+
+def _per_class(page: Page) -> str:
+    if not page.evaluation:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(r['class'])}</td><td class='n'>{r['precision']:.3f}</td><td class='n'>{r['recall']:.3f}</td>"
+        f"<td class='n'>{r['f1']:.3f}</td><td class='n'>{r['support']}</td></tr>"
+        for r in page.evaluation["per_class"]
+    )
+    table = (
+        "<table><tr><th>class</th><th class='n'>precision</th><th class='n'>recall (accuracy)</th>"
+        f"<th class='n'>F1</th><th class='n'>images</th></tr>{rows}</table>"
+    )
+    bars = _img(page, "per_class", "accuracy per class")
+    split = page.evaluation["split"]
+    return f"<h2>Per-class metrics ({_e(split)} split)</h2><div class='columns'><div>{table}</div><div>{bars}</div></div>"
+
+
+def _confused(page: Page) -> str:
+    if not page.evaluation or not page.evaluation["most_confused"]:
+        return ""
+    items = "".join(
+        f"<li>{_e(p['true'])} → {_e(p['predicted'])}: {p['count']} ({_pct(p['share'])} of {_e(p['true'])})</li>"
+        for p in page.evaluation["most_confused"]
+    )
+    return f"<p>Most confused pairs (true → predicted):</p><ul>{items}</ul>"
+
+
+def _config(page: Page) -> str:
+    rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(json.dumps(v))}</td></tr>" for k, v in page.config.items())
+    return f"<h2>Configuration</h2><p class='sub'>the resolved options of the run (config.yaml)</p><table>{rows}</table>"
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}%"
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)

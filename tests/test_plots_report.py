@@ -1,0 +1,170 @@
+"""Pictures and report.html: made at the end of training, readable PNGs, and robust to missing splits."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import convtrain
+from convtrain.cli import main
+from convtrain.plots import RIGHT, WRONG, plot_confusion, plot_curves, plot_per_class, plot_predictions
+from convtrain.report import make_run_pictures
+
+pytestmark = pytest.mark.xdist_group("reported-run")  # shares its trained run with test_report_browser.py
+
+PICTURES = {"curves", "confusion", "per_class", "predictions", "mistakes", "batch", "filters"}
+
+
+@pytest.fixture(scope="module")
+def reported_run(tiny_rgb_npz, tmp_path_factory) -> Path:
+    """A run trained with plots on: training itself makes the pictures and the report."""
+    return trained_with_plots(tiny_rgb_npz, tmp_path_factory)
+
+
+def trained_with_plots(npz: Path, tmp_path_factory) -> Path:
+    """Trained once per test process and shared with test_report_browser.py (callers copy it before changing it)."""
+    out = tmp_path_factory.getbasetemp() / "reported-run"
+    if not (out / "report.html").is_file():
+        shutil.rmtree(out, ignore_errors=True)  # a run an earlier failure left half-made
+        convtrain.train(
+            dataset=f"npz:{npz}",
+            model="lenet5",
+            epochs=2,
+            batch_size=64,
+            lr=0.02,
+            out=str(out),
+            quiet=True,
+            plots=True,
+        )
+    return out
+
+
+def png(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        return np.array(image.convert("RGB"))
+
+
+def colour_pixels(pixels: np.ndarray, hex_colour: str) -> int:
+    target = np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)])
+    return int((np.abs(pixels.astype(int) - target).sum(-1) < 30).sum())
+
+
+def embedded_images(html: str) -> dict[str, np.ndarray]:
+    found = re.findall(r"<img id='(\w+)' alt='[^']*' src='data:image/png;base64,([^']+)'>", html)
+    return {key: np.array(Image.open(io.BytesIO(base64.b64decode(data)))) for key, data in found}
+
+
+def test_training_with_plots_writes_every_picture_and_a_self_contained_report(reported_run):
+    assert {p.stem for p in (reported_run / "plots").glob("*.png")} == PICTURES
+    html = (reported_run / "report.html").read_text()
+    images = embedded_images(html)
+    assert set(images) == PICTURES
+    assert all(image.shape[0] > 100 and image.shape[1] > 100 for image in images.values())
+    assert len(re.findall(r"<img ", html)) == len(images)  # every image is inline, none points elsewhere
+    assert not re.search(r"(src|href)=['\"](?!data:)", html)
+    evaluation = json.loads((reported_run / "evaluation_test.json").read_text())
+    assert f"{100 * evaluation['top1']:.2f}%" in html
+    for row in evaluation["per_class"]:
+        assert f"<td>{row['class']}</td><td class='n'>{row['precision']:.3f}</td>" in html
+    assert "<td>model</td><td>&quot;lenet5&quot;</td>" in html  # the resolved config
+    for section in (
+        "Training curves",
+        "Confusion matrix",
+        "Sample predictions",
+        "Worst mistakes",
+        "Configuration",
+    ):
+        assert f"<h2>{section}</h2>" in html
+
+
+def test_report_without_test_split_uses_validation_and_without_either_still_renders(
+    reported_run, tiny_rgb_npz, tmp_path, capsys
+):
+    arrays = np.load(tiny_rgb_npz)
+    train_only = tmp_path / "train_only.npz"
+    np.savez(train_only, x_train=arrays["x_train"], y_train=arrays["y_train"])
+    run = tmp_path / "run"
+    shutil.copytree(reported_run, run)
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace(str(tiny_rgb_npz), str(train_only)))
+
+    shutil.rmtree(run / "plots")
+    assert main(["plot", str(run)]) == 0  # the command remakes every picture and the page
+    assert f"wrote {run / 'report.html'}" in capsys.readouterr().out
+    assert {p.stem for p in (run / "plots").glob("*.png")} == PICTURES
+    html = (run / "report.html").read_text()
+    assert "Per-class metrics (val split)" in html and "no test evaluation" in html
+    evaluation = json.loads((run / "evaluation_val.json").read_text())
+    assert evaluation["images"] == len(json.loads((run / "split.json").read_text())["val"])
+
+    (run / "split.json").write_text(json.dumps({"train": list(range(256)), "val": []}))
+    shutil.rmtree(run / "plots")
+    html = make_run_pictures(run, device="cpu").read_text()
+    assert "no val evaluation" in html and "Per-class metrics" not in html
+    assert set(embedded_images(html)) == {"curves", "batch", "filters"}
+
+
+def test_report_survives_a_dataset_that_moved_and_a_run_without_epochs(reported_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(reported_run, run)
+    shutil.rmtree(run / "plots")
+    config = run / "config.yaml"
+    config.write_text(re.sub(r"dataset: npz:.*", "dataset: npz:/nonexistent/moved.npz", config.read_text()))
+    (run / "metrics.csv").write_text(
+        "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_second\n"
+    )
+    html = make_run_pictures(run, device="cpu").read_text()
+    assert "the dataset could not be read" in html and "moved.npz" in html
+    assert "metrics.csv has no epochs yet" in html
+    assert set(embedded_images(html)) == {"filters"}
+
+
+def test_curves_confusion_and_bars_are_readable_pngs(tmp_path):
+    history = [
+        {
+            "epoch": e,
+            "train_loss": 1 / e,
+            "train_acc": 0.5 + e / 20,
+            "val_loss": math.nan,
+            "val_acc": math.nan,
+        }
+        for e in range(1, 4)
+    ]
+    curves = png(plot_curves(history, tmp_path / "curves.png"))
+    assert colour_pixels(curves, "#1f6feb") > 50  # the train line is drawn; no validation line exists
+    assert colour_pixels(curves, "#d97706") == 0
+
+    classes = [f"class {i}" for i in range(12)]
+    confusion = torch.randint(0, 30, (12, 12))
+    pixels = png(plot_confusion(confusion, classes, tmp_path / "confusion.png"))
+    assert pixels.shape[0] > 300 and pixels.std() > 10
+    big = png(
+        plot_confusion(torch.eye(100, dtype=torch.long), [str(i) for i in range(100)], tmp_path / "big.png")
+    )
+    assert big.shape[0] <= 1800  # a 100-class matrix stays a picture, not a poster
+
+    per_class = [{"class": c, "accuracy": a} for c, a in zip(classes[:3], (0.9, 0.2, 0.7), strict=True)]
+    bars = png(plot_per_class(per_class, tmp_path / "bars.png", overall=0.6))
+    assert colour_pixels(bars, RIGHT) > 100 and colour_pixels(bars, WRONG) > 100
+
+
+def test_prediction_grid_colours_right_green_and_wrong_red(tmp_path):
+    images = torch.full((4, 3, 16, 16), 128, dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 0, 1])
+    right = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.4, 0.6]])
+    all_right = png(plot_predictions(images, labels, right, ["cat", "dog"], tmp_path / "right.png"))
+    assert colour_pixels(all_right, RIGHT) > 20 and colour_pixels(all_right, WRONG) == 0
+    wrong = right.flip(1)
+    all_wrong = png(plot_predictions(images, labels, wrong, ["cat", "dog"], tmp_path / "wrong.png"))
+    assert colour_pixels(all_wrong, WRONG) > 20 and colour_pixels(all_wrong, RIGHT) == 0

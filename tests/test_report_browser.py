@@ -1,0 +1,128 @@
+"""report.html in a real headless browser (Debian's chromium): no console errors, every image renders.
+
+Skipped when chromium is not installed (apt-get install chromium).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import convtrain
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="needs a chromium browser (apt-get install chromium)"),
+    pytest.mark.xdist_group("reported-run"),  # shares its trained run with test_plots_report.py
+]
+
+PICTURES = {"curves", "confusion", "per_class", "predictions", "mistakes", "batch", "filters"}
+
+# Injected into a copy of the page: reports every image's decoded size into the DOM once the page has
+# loaded, logs a probe (proof that console output is captured), and adds one image that cannot decode
+# (proof that a broken image would be caught).
+CHECK = """
+<img id="probe-broken" alt="" src="data:image/png;base64,AAAA">
+<script>
+console.log("convtrain-probe");
+window.addEventListener("load", () => {
+  const images = Array.from(document.images);
+  const out = document.createElement("pre");
+  out.id = "check";
+  out.textContent = JSON.stringify(images.map(i => [i.id, i.complete, i.naturalWidth, i.naturalHeight]));
+  document.body.appendChild(out);
+});
+</script>
+"""
+
+
+@pytest.fixture(scope="module")
+def report(tiny_rgb_npz, tmp_path_factory) -> Path:
+    """report.html of a run trained with plots on; shared with test_plots_report.py within a test process."""
+    out = tmp_path_factory.getbasetemp() / "reported-run"
+    if not (out / "report.html").is_file():
+        shutil.rmtree(out, ignore_errors=True)  # a run an earlier failure left half-made
+        convtrain.train(
+            dataset=f"npz:{tiny_rgb_npz}",
+            model="lenet5",
+            epochs=2,
+            batch_size=64,
+            lr=0.02,
+            out=str(out),
+            quiet=True,
+            plots=True,
+        )
+    return out / "report.html"
+
+
+def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        *args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_report_loads_without_console_errors_and_every_image_renders(report, tmp_path):
+    page = tmp_path / "checked.html"
+    page.write_text(report.read_text().replace("</body>", CHECK + "</body>"))
+    done = chromium(
+        tmp_path / "profile",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        page.as_uri(),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+    assert any('"convtrain-probe"' in line for line in console), "console output was not captured"
+    assert [line for line in console if "convtrain-probe" not in line] == []
+
+    found = re.search(r'<pre id="check">(.*?)</pre>', done.stdout, re.S)
+    assert found, "the page's load handler never ran"
+    images = {name: (complete, width, height) for name, complete, width, height in json.loads(found.group(1))}
+    assert images.pop("probe-broken")[1] == 0  # the check does see an image that fails to decode
+    assert set(images) == PICTURES
+    for name, (complete, width, height) in images.items():
+        assert complete and width > 100 and height > 100, name
+
+
+def test_report_screenshot_looks_right(report, tmp_path):
+    shot = tmp_path / "report.png"
+    done = chromium(
+        tmp_path / "profile",
+        "--window-size=1200,1600",
+        "--hide-scrollbars",
+        f"--screenshot={shot}",
+        report.as_uri(),
+    )
+    assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
+    pixels = np.array(Image.open(shot).convert("RGB")).astype(int)
+    assert pixels.shape == (1600, 1200, 3)
+    white = (pixels > 245).all(-1).mean()
+    assert 0.4 < white < 0.98  # a page with content on a white background, not blank and not an error screen
+    heading = pixels[:80]
+    assert (heading.sum(-1) < 200).mean() > 0.005  # the dark title text at the top
+
+    def near(colour: str) -> int:
+        target = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
+        return int((np.abs(pixels - target).sum(-1) < 40).sum())
+
+    assert near("#1f6feb") > 100 and near("#d97706") > 100  # train and validation curves are on screen
