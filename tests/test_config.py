@@ -77,3 +77,13 @@ def test_cli_bad_value_exits_2_with_one_line(capsys):
 def test_cli_missing_config_file_exits_2(capsys, tmp_path):
     assert main(["train", "--config", str(tmp_path / "nope.yaml")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_precision_auto_resolves_to_fp32_on_the_cpu():
+    import torch
+
+    from convtrain.runtime import resolve_precision
+
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
+    assert TrainConfig(precision="auto").precision == "auto"

@@ -259,3 +259,11 @@ def test_ctrl_c_stops_cleanly_with_a_resumable_checkpoint(tiny_npz, tmp_path):
     assert "interrupted; last.pt holds epoch" in out and "Traceback" not in err
     state = torch.load(run / "last.pt", weights_only=True)
     assert state["epoch"] + 1 == len(state["history"])  # a consistent epoch-boundary state
+
+
+@pytest.mark.parametrize("drop_last, steps", [(True, 6), (False, 7)])
+def test_drop_last_decides_whether_the_short_batch_trains(tiny_npz, tmp_path, drop_last, steps):
+    # 480 images, 10% validation -> 432 training images: 6 full batches of 64 and one of 48
+    run = convtrain.train(dataset=f"npz:{tiny_npz}", model="lenet5", batch_size=64, epochs=1, drop_last=drop_last,
+                          out=str(tmp_path / "run"), quiet=True, plots=False)
+    assert torch.load(run.last_path, weights_only=True)["step"] == steps

@@ -20,7 +20,7 @@ from convtrain.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "linear")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 MONITORS = ("val_loss", "val_acc")
 INITS = ("default", "kaiming", "xavier", "normal")
 LOADERS = ("device", "stream")
@@ -49,6 +49,8 @@ class TrainConfig:
     """'device' keeps the split as uint8 on the training device; 'stream' reads files with workers."""
     workers: int = 2
     """DataLoader worker processes for the 'stream' loader."""
+    drop_last: bool = True
+    """Drop the last short training batch of each epoch (keeps BatchNorm off tiny batches)."""
     limit_train: int = 0
     """Use only the first N training images after the split (quick trials); 0 uses all."""
     strict: bool = False
@@ -108,7 +110,7 @@ class TrainConfig:
     device: str = "auto"
     """auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps."""
     precision: str = "fp32"
-    """fp32, bf16 or fp16 (autocast; a gradient scaler only for fp16)."""
+    """fp32, bf16 or fp16 (autocast; a gradient scaler only for fp16), or auto: bf16 on a GPU that has it, else fp32."""
     channels_last: str = "auto"
     """Memory format for conv nets: auto (on for CUDA with bf16/fp16), on, off."""
     compile: bool = False

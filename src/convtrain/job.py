@@ -30,7 +30,13 @@ from convtrain.models import build_model, init_weights
 from convtrain.optim import WeightAverage, class_weights
 from convtrain.progress import Progress
 from convtrain.runfolder import new_run_dir
-from convtrain.runtime import check_precision, pick_device, seed_everything, use_channels_last
+from convtrain.runtime import (
+    check_precision,
+    pick_device,
+    resolve_precision,
+    seed_everything,
+    use_channels_last,
+)
 
 
 @dataclass
@@ -101,6 +107,7 @@ def prepare_job(config: TrainConfig, record: bool = True) -> Job:
     if world_size > 1 and device.type == "cuda":
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
+    config.precision = resolve_precision(config.precision, device)
     check_precision(config.precision, device)
     distributed.start(device)
     if record:
@@ -161,7 +168,7 @@ def prepare_job(config: TrainConfig, record: bool = True) -> Job:
         world_size=world_size,
         channels_last=channels_last,
     )
-    train_loader = make_loader(train_split, train=True, augment=augment, **common)
+    train_loader = make_loader(train_split, train=True, augment=augment, drop_last=config.drop_last, **common)
     if len(train_loader) == 0:
         raise ConfigError(
             f"batch_size {config.batch_size} is larger than the {len(train_split)} training images; lower --batch-size"

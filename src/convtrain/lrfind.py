@@ -30,7 +30,7 @@ def lr_find(
         raise ConfigError(f"lr-find needs at least 10 --steps, got {steps}")
     job = prepare_job(config.replace(plots=False, epochs=1), record=False)
     optimizer = build_optimizer(job.model, job.config)
-    scaler = grad_scaler(config.precision, job.device)
+    scaler = grad_scaler(job.config.precision, job.device)
     lrs, losses, smoothed, best = [], [], 0.0, math.inf
     batches = _endless(job.train_loader)
     job.net.train()
@@ -39,7 +39,7 @@ def lr_find(
         for group in optimizer.param_groups:
             group["lr"] = lr
         x, y = next(batches)
-        with autocast(config.precision, job.device):
+        with autocast(job.config.precision, job.device):
             loss = job.criterion(job.net(x).float(), y)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()

@@ -45,6 +45,13 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'auto' becomes bf16 on a CUDA GPU that supports it, else fp32; other values stay."""
+    if precision != "auto":
+        return precision
+    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+
+
 def check_precision(precision: str, device: torch.device) -> None:
     """Refuse combinations that cannot run, before any work starts."""
     if precision == "fp16" and device.type == "cpu":

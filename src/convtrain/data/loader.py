@@ -249,6 +249,7 @@ def make_loader(
     rank: int = 0,
     world_size: int = 1,
     channels_last: bool = False,
+    drop_last: bool = True,
 ) -> DeviceLoader | StreamLoader:
     """The loader for one split: training (shuffled, augmented, drop_last) or evaluation (in order,
     every image once). data supplies mean, std, num_classes, channels and image_size (an ImageData).
@@ -263,7 +264,7 @@ def make_loader(
         shuffle=train,
         # Dropping the last short training batch keeps BatchNorm away from 1-image batches; not when
         # the split is smaller than a batch, which would leave nothing to train on.
-        drop_last=train and len(split) >= batch_size,
+        drop_last=drop_last and train and len(split) >= batch_size,
         augment=augment if train else None,
         seed=seed,
         num_classes=data.num_classes,
