@@ -55,9 +55,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        if "Unsupported global" not in str(error):  # torch says the same for corrupt bytes
+        # torch raises this for corrupt bytes too; an unsafe file names the global it refused
+        unsafe = [line for line in str(error).splitlines() if "global" in line.lower()]
+        if not unsafe:
             raise CheckpointError(f"checkpoint {path} is unreadable or corrupt; retrain or restore it") from None
-        first_line = next((line for line in str(error).splitlines() if "Unsupported global" in line), "")
+        first_line = unsafe[0]
         raise CheckpointError(
             f"checkpoint {path} was refused: it holds more than weights ({first_line[:120]}); "
             "only load checkpoints written by convtrain"
