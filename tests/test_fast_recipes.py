@@ -44,8 +44,7 @@ def test_cifar10_fast_runs_on_official_format_files(tmp_path):
         "data_dir": str(tmp_path / "data"),
         "batch_size": 64,
         "max_steps": 3,
-        "precision": "fp32",  # as the recipe's notes say for a CPU
-        "compile": False,
+        "compile": False,  # as the recipe's notes say for a CPU
         "out": str(tmp_path / "run"),
         "quiet": True,
         "plots": False,
@@ -54,8 +53,9 @@ def test_cifar10_fast_runs_on_official_format_files(tmp_path):
     assert run.results["stop_reason"].startswith("reached --max-steps 3")
     assert run.results["test_images"] == 40 and 0.0 <= run.results["test_acc"] <= 1.0
     config = run.config
+    assert config.precision == "fp32"  # the recipe's 'auto' on a CPU
     assert config.tta and config.ema == 0.95 and config.augment == "altflip,translate:2"
-    assert not torch.equal(run.model.whiten.weight[:12].view(12, 12).abs(), torch.eye(12))  # fitted
+    assert not torch.equal(run.model.whiten.weight[:12].reshape(12, 12).abs(), torch.eye(12))  # fitted
     groups = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["optimizer"]["param_groups"]
     weights, biases = groups
     assert (weights["initial_lr"], biases["initial_lr"]) == (1.5, 1.5 * 64)

@@ -130,7 +130,9 @@ def test_parameter_groups_scale_bias_lr_and_keep_lr_times_decay():
     assert {id(p) for p in biases["params"]} == bn_biases
 
 
-@pytest.mark.parametrize("name,channels,size,features", [("fastnet", 3, 32, (256, 3, 3)), ("fastnet-tiny", 1, 28, (64, 3, 3))])
+@pytest.mark.parametrize(
+    "name,channels,size,features", [("fastnet", 3, 32, (256, 3, 3)), ("fastnet-tiny", 1, 28, (64, 3, 3))]
+)
 def test_output_and_feature_shapes(name, channels, size, features):
     model = build_model(name, channels, 10, size).eval()
     x = torch.randn(2, channels, size, size)
@@ -161,4 +163,4 @@ def test_fastnet_trains_through_convtrain_and_is_fitted_to_the_data(tiny_npz, tm
     assert losses[-1] < losses[0]
     assert run.results["test_acc"] > 0.9  # 4 separable classes
     # fit_to_data ran: the filters are no longer the unfitted +-identity.
-    assert not torch.equal(run.model.whiten.weight[:4].view(4, 4).abs(), torch.eye(4))
+    assert not torch.equal(run.model.whiten.weight[:4].reshape(4, 4).abs(), torch.eye(4))

@@ -174,9 +174,12 @@ def train_one_epoch(
     """One pass over the training loader. Returns mean loss/accuracy, images seen and steps taken."""
     config, net, criterion = job.config, job.net, job.criterion
     net.train()
+    # Running sums stay on the device (no sync per step). A non-finite loss makes loss_sum
+    # non-finite for the rest of the epoch, so counting the steps after which it is still finite
+    # finds the first bad step without a per-step branch: two small ops instead of five.
     loss_sum = torch.zeros((), device=job.device)
     correct = torch.zeros((), device=job.device, dtype=torch.int64)
-    first_bad_step = torch.full((), -1, device=job.device, dtype=torch.int64)
+    finite_steps = torch.zeros((), device=job.device, dtype=torch.int64)
     images, steps = 0, 0
     progress = job.progress(len(job.train_loader), epoch)
     for x, y in job.train_loader:  # x: (B, C, H, W) normalised; y: (B,) labels or (B, K) soft targets
@@ -194,20 +197,18 @@ def train_one_epoch(
         if average is not None:
             average.update(job.model)
 
-        step = first_step + steps
-        bad_now = (~torch.isfinite(loss.detach())) & (first_bad_step < 0)
-        first_bad_step = torch.where(bad_now, step, first_bad_step)  # no sync: stays on the device
-        loss_sum += loss.detach() * len(x)
+        loss_sum.add_(loss.detach(), alpha=len(x))
+        finite_steps += torch.isfinite(loss_sum)
         labels = y if y.dim() == 1 else y.argmax(1)
         correct += (logits.argmax(1) == labels).sum()
         images += len(x)
         steps += 1
         if progress.wants_update(steps):
-            _check_finite(first_bad_step, epoch, job)
+            _check_finite(finite_steps, steps, first_step, epoch, job)
             progress.update(steps, loss_sum.item() / images, correct.item() / images, images)
-        if config.max_steps and step + 1 >= config.max_steps:
+        if config.max_steps and first_step + steps >= config.max_steps:
             break
-    _check_finite(first_bad_step, epoch, job)
+    _check_finite(finite_steps, steps, first_step, epoch, job)
     totals = distributed.sum_across_ranks(
         torch.stack(
             [
@@ -289,10 +290,10 @@ def _best_index(history: list[dict[str, Any]], monitor: str) -> int:
     return values.index(pick(values))
 
 
-def _check_finite(first_bad_step: torch.Tensor, epoch: int, job: Job) -> None:
-    bad = int(first_bad_step)  # a sync point, taken only when a line is printed and at epoch end
-    if bad >= 0:
+def _check_finite(finite_steps: torch.Tensor, steps: int, first_step: int, epoch: int, job: Job) -> None:
+    finite = int(finite_steps)  # a sync point, taken only when a line is printed and at epoch end
+    if finite < steps:
         raise NonFiniteLoss(
-            f"loss became non-finite at step {bad} (epoch {epoch + 1}); lower --lr, add --grad-clip 1.0 "
+            f"loss became non-finite at step {first_step + finite} (epoch {epoch + 1}); lower --lr, add --grad-clip 1.0 "
             f"or use --precision fp32. The last good checkpoint is {job.run_dir / 'last.pt'}"
         )

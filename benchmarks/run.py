@@ -1,0 +1,80 @@
+"""Run convtrain's benchmarks, print their markdown tables and save them under benchmarks/results/.
+
+    python -m benchmarks.run                        # everything (tens of minutes on a CPU)
+    python -m benchmarks.run --quick                # small sizes, one seed: a smoke run
+    python -m benchmarks.run --only overhead,tutorial --threads 1
+    make bench
+
+Names: overhead (engine vs bare loop), tutorial (vs the classic DataLoader loop), accuracy (time to
+test accuracy with the fast recipes), formats (NCHW vs channels_last on the CPU), zoo and airbench (GPU only: skipped with a line without CUDA).
+The saved file is named after the date and the benchmarks run; copy tables into BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+import time
+
+from benchmarks import accuracy, formats, gpu, overhead, tutorial
+from benchmarks.common import RESULTS, describe_machine
+
+BENCHMARKS = {
+    "overhead": overhead.run,
+    "tutorial": tutorial.run,
+    "accuracy": accuracy.run,
+    "formats": formats.run,
+    "zoo": gpu.zoo,
+    "airbench": gpu.airbench,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes and one seed")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads (0: torch's default); 1 is steadier on a machine shared with other jobs",
+    )
+    parser.add_argument(
+        "--only", default=",".join(BENCHMARKS), help=f"comma list of: {', '.join(BENCHMARKS)}"
+    )
+    args = parser.parse_args(argv)
+    names = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = [name for name in names if name not in BENCHMARKS]
+    if unknown:
+        print(
+            f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}", file=sys.stderr
+        )
+        return 2
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    command = (
+        "python -m benchmarks.run"
+        + (" --quick" if args.quick else "")
+        + (f" --threads {args.threads}" if args.threads else "")
+        + f" --only {','.join(names)}"
+    )
+    sections = [f"## convtrain benchmarks\n\n`{command}`\n\n{describe_machine()}"]
+    print(sections[0], flush=True)
+    for name in names:
+        started = time.perf_counter()
+        print(f"\nrunning {name} ...", flush=True)
+        text = BENCHMARKS[name](quick=args.quick) + f"\n\n({name}: {time.perf_counter() - started:.0f} s)"
+        print("\n" + text, flush=True)
+        sections.append(text)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S")
+    path = RESULTS / f"{stamp}-{'-'.join(names)}{'-quick' if args.quick else ''}.md"
+    path.write_text("\n\n".join(sections) + "\n")
+    print(f"\nsaved {path}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
