@@ -42,7 +42,7 @@ def step_rate(name: str, channels_last: bool, channels: int, size: int, steps: i
 
 
 def run(quick: bool = False) -> str:
-    rounds, steps = (2, 3) if quick else (5, 6)
+    rounds, steps = (2, 3) if quick else (3, 3)
     names = ["lenet5", "mnist-cnn", "fastnet-tiny"] if quick else model_names()
     rows = []
     for name in names:

@@ -1,7 +1,8 @@
 """Benchmark 1, engine overhead: images/s of convtrain's training loop vs a bare PyTorch loop.
 
 Both train the same network from the same uint8 images held in memory, with the same batch size,
-optimizer (SGD, momentum 0.9), constant learning rate and normalisation ((x / 255 - mean) / std).
+optimizer (SGD, momentum 0.9), constant learning rate, normalisation ((x / 255 - mean) / std) and
+memory format (NCHW: convtrain's CPU default, channels_last, is measured by the formats benchmark).
 convtrain runs through `convtrain.train` with its device loader; its figure is the images/s of
 the training epoch that it records (the time of train_one_epoch, without validation or checkpoints).
 The bare loop is what one writes by hand: permute, index, normalise, forward, backward, step.
@@ -52,6 +53,7 @@ def convtrain_rate(npz: Path, model: str, out: Path) -> float:
             nesterov=False,
             weight_decay=0.0,
             schedule="constant",
+            channels_last="off",  # the bare loop's NCHW; the formats table measures channels_last
             plots=False,
             quiet=True,
             out=str(out / f"run-{time.perf_counter_ns()}"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,12 @@ import pytest
 import torch
 
 SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one worker per core: one thread each, and for the CLI runs they start, keeps
+    # the workers from fighting over the cores.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -59,3 +66,21 @@ def tiny_rgb_npz(tmp_path_factory) -> Path:
     x_test, y_test = make_pattern_images(64, 4, 32, 3, seed=4)
     np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_npz, tmp_path_factory) -> Path:
+    """A finished one-epoch lenet5 run folder on tiny_npz (no pictures), for the after-training commands."""
+    import convtrain
+
+    out = tmp_path_factory.mktemp("tiny_run") / "run"
+    convtrain.train(
+        dataset=f"npz:{tiny_npz}",
+        model="lenet5",
+        epochs=1,
+        batch_size=64,
+        out=str(out),
+        quiet=True,
+        plots=False,
+    )
+    return out

@@ -15,7 +15,6 @@ from convtrain.config import TrainConfig
 from convtrain.models import build_model
 from convtrain.recipes import load_recipe
 
-pytestmark = pytest.mark.xdist_group("train")
 FAST_RECIPES = ("mnist-fast", "fashion-mnist-fast", "cifar10-fast")
 
 

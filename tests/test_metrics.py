@@ -39,21 +39,6 @@ def mnist_run(shared_datasets, tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tiny_npz, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("tiny") / "run"
-    convtrain.train(
-        dataset=f"npz:{tiny_npz}",
-        model="lenet5",
-        epochs=1,
-        batch_size=64,
-        out=str(out),
-        quiet=True,
-        plots=False,
-    )
-    return out
-
-
 def read_idx(path: Path) -> np.ndarray:
     """An IDX file read straight from its bytes: big-endian dims after a 4-byte magic number."""
     raw = gzip.decompress(path.read_bytes())

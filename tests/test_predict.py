@@ -162,3 +162,40 @@ def test_convtrain_predict_stays_the_function_after_its_module_is_imported(cifar
     for _ in range(2):
         [prediction] = convtrain.predict(cifar_run, [sample_png], topk=2, device="cpu")
         assert len(prediction["labels"]) == 2
+
+
+# ----- predicting images of the run's own dataset by position -----
+
+
+def test_predict_by_index_gives_the_true_label_and_the_models_answer(tiny_run, tiny_npz, tmp_path, capsys):
+    out = tmp_path / "preds.csv"
+    assert main(["predict", str(tiny_run), "--index", "5,0:3", "--topk", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    lines = printed.out.splitlines()
+    assert [line.split()[0] for line in lines] == ["test[5]", "test[0]", "test[1]", "test[2]"]
+    saved = np.load(tiny_npz)
+    model, card = load_model(tiny_run)
+    x = torch.from_numpy(saved["x_test"][[5, 0, 1, 2]]).permute(0, 3, 1, 2).float() / 255  # (4, 1, 28, 28)
+    x = (x - card["mean"][0]) / card["std"][0]
+    with torch.no_grad():
+        expected = model(x).argmax(1).tolist()
+    for line, label, truth in zip(lines, expected, saved["y_test"][[5, 0, 1, 2]], strict=True):
+        assert f"true {card['classes'][truth]}  predicted {card['classes'][label]} " in line
+    assert "4 test images predicted" in printed.err
+    rows = out.read_text().splitlines()
+    assert rows[0] == "path,true,label_1,probability_1,label_2,probability_2" and len(rows) == 5
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--index", "96"], "--index 96 is outside the split's 96 images (0..95)"),
+        (["--index", "a:b"], "--index 'a:b' is not an index"),
+        (["digit.png", "--index", "0"], "give image paths or --index, not both"),
+        ([], "give image files, folders or globs, or --index N"),
+    ],
+)
+def test_bad_index_requests_are_refused_in_one_line(tiny_run, capsys, extra, message):
+    assert main(["predict", str(tiny_run), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1

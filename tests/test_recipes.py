@@ -25,32 +25,31 @@ from convtrain.models import build_model
 from convtrain.optim import build_optimizer
 from convtrain.recipes import load_recipe, recipe_names
 
-pytestmark = pytest.mark.xdist_group("train")
-
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "src" / "convtrain" / "recipes"
 
 # What each tutorial fixes, as the issue states it; the recipe must carry exactly these values.
 TUTORIALS = {
     "lenet5-mnist": dict(
         dataset="mnist", model="lenet5", optimizer="adam", lr=0.001, weight_decay=0.0,
-        schedule="constant", batch_size=64, epochs=5, log_every=100, val_split=0,
+        schedule="constant", batch_size=64, epochs=5, log_every=100, val_split=0, test_weights="last",
     ),
     "twoconv-cifar10": dict(
         dataset="cifar10", model="twoconv-cnn", normalize=False, optimizer="sgd", lr=0.001,
         momentum=0.9, nesterov=False, weight_decay=0.0, schedule="constant", batch_size=32,
-        epochs=10, epoch_eval="test", val_split=0,
+        epochs=10, epoch_eval="test", val_split=0, test_weights="last",
     ),
     "sixconv-cifar10": dict(
         dataset="cifar10", model="sixconv-cnn", normalize=False, val_split=5000, optimizer="adam",
-        lr=0.001, weight_decay=0.0, schedule="constant", epochs=10,
+        lr=0.001, weight_decay=0.0, schedule="constant", epochs=10, test_weights="last", eval_before=True,
     ),
     "lenet5-bn-cifar10": dict(
         dataset="cifar10", model="lenet5-bn", normalize=False, loader="device", epoch_eval="test",
+        test_weights="last",
     ),
     "fourconv-cifar10": dict(
         dataset="cifar10", model="fourconv-cnn", val_split=0.2, batch_size=30,
         augment="flip,rotate:20", init="normal", optimizer="adam", lr=0.001, weight_decay=0.0,
-        schedule="constant", epochs=60, monitor="val_loss",
+        schedule="constant", epochs=60, monitor="val_loss", test_weights="best",
     ),
 }  # fmt: skip
 

@@ -19,8 +19,6 @@ import convtrain
 from convtrain.cli import main
 from convtrain.config import TrainConfig
 
-pytestmark = pytest.mark.xdist_group("train")
-
 
 def tiny_args(npz: Path, out: Path, *extra: str) -> list[str]:
     return [
@@ -249,7 +247,14 @@ def test_default_run_reaches_99_percent_on_mnist(tmp_path):
 def test_ctrl_c_stops_cleanly_with_a_resumable_checkpoint(tiny_npz, tmp_path):
     run = tmp_path / "interrupted"
     command = [sys.executable, "-m", "convtrain", *tiny_args(tiny_npz, run, "--epochs", "200")]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A child inherits an ignored SIGINT (as from a background shell job): give it Ctrl-C back.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.time() + 120
     while not (run / "last.pt").exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.05)
@@ -264,6 +269,67 @@ def test_ctrl_c_stops_cleanly_with_a_resumable_checkpoint(tiny_npz, tmp_path):
 @pytest.mark.parametrize("drop_last, steps", [(True, 6), (False, 7)])
 def test_drop_last_decides_whether_the_short_batch_trains(tiny_npz, tmp_path, drop_last, steps):
     # 480 images, 10% validation -> 432 training images: 6 full batches of 64 and one of 48
-    run = convtrain.train(dataset=f"npz:{tiny_npz}", model="lenet5", batch_size=64, epochs=1, drop_last=drop_last,
-                          out=str(tmp_path / "run"), quiet=True, plots=False)
+    run = convtrain.train(
+        dataset=f"npz:{tiny_npz}",
+        model="lenet5",
+        batch_size=64,
+        epochs=1,
+        drop_last=drop_last,
+        out=str(tmp_path / "run"),
+        quiet=True,
+        plots=False,
+    )
     assert torch.load(run.last_path, weights_only=True)["step"] == steps
+
+
+# ----- which weights the final test measures; the untrained model before training -----
+
+
+def test_test_weights_last_tests_the_final_weights_and_the_after_commands_follow(tiny_npz, tmp_path, capsys):
+    # val_acc reaches 100% in epoch 2 and stays there: best.pt keeps epoch 2, last.pt epoch 3
+    run = convtrain.train(
+        dataset=f"npz:{tiny_npz}",
+        model="lenet5",
+        batch_size=64,
+        epochs=3,
+        lr=0.05,
+        monitor="val_acc",
+        test_weights="last",
+        ema=0.9,
+        out=str(tmp_path / "run"),
+        quiet=True,
+        plots=False,
+    )
+    assert run.results["test_weights"] == "last.pt"
+    assert torch.load(run.best_path, weights_only=True)["epoch"] < 3
+    state = torch.load(run.last_path, weights_only=True)
+    loaded, _ = convtrain.load_run(run.dir)  # follows the run's test_weights; with EMA, the average
+    for key, value in loaded.state_dict().items():
+        assert torch.equal(value, state["ema"][key]), key
+    assert not all(torch.equal(state["ema"][k], state["model"][k]) for k in state["model"])
+    again = convtrain.evaluate(run.dir, write=False)
+    assert again["checkpoint"] == "last.pt"
+    assert again["loss"] == pytest.approx(run.results["test_loss"], rel=1e-5)
+    best = convtrain.evaluate(run.dir, which="best", write=False)
+    assert best["checkpoint"] == "best.pt" and best["loss"] != pytest.approx(again["loss"], rel=1e-5)
+
+
+def test_unknown_weights_are_refused_in_one_line(tiny_npz, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(tiny_args(tiny_npz, run, "--epochs", "1")) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--weights", "newest"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: weights 'newest' must be best, last or a .pt file") and err.count("\n") == 1
+    assert main(["train", "--dataset", f"npz:{tiny_npz}", "--test-weights", "final"]) == 2
+    assert "test_weights must be one of best, last" in capsys.readouterr().err
+
+
+def test_eval_before_measures_the_untrained_model(tiny_npz, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(tiny_args(tiny_npz, run, "--epochs", "1", "--eval-before")) == 0
+    printed = capsys.readouterr().out
+    assert printed.index("before training: val loss") < printed.index("epoch 1/1")
+    results = json.loads((run / "results.json").read_text())
+    assert 0.0 <= results["before_val_accuracy"] <= 0.6  # 4 classes: chance is 25%
+    assert results["before_val_loss"] > results["final_val_loss"]

@@ -22,7 +22,7 @@ def train(config: TrainConfig | None = None, **overrides):
     return _train(config, **overrides)
 
 
-def load_run(run_dir, which: str = "best", device: str = "cpu"):
+def load_run(run_dir, which: str | None = None, device: str = "cpu"):
     """(model in eval mode, model card) of a run folder."""
     from convtrain.checkpoint import load_model
 

@@ -58,7 +58,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         # torch raises this for corrupt bytes too; an unsafe file names the global it refused
         unsafe = [line for line in str(error).splitlines() if "global" in line.lower()]
         if not unsafe:
-            raise CheckpointError(f"checkpoint {path} is unreadable or corrupt; retrain or restore it") from None
+            raise CheckpointError(
+                f"checkpoint {path} is unreadable or corrupt; retrain or restore it"
+            ) from None
         first_line = unsafe[0]
         raise CheckpointError(
             f"checkpoint {path} was refused: it holds more than weights ({first_line[:120]}); "
@@ -96,19 +98,33 @@ def read_model_card(run_dir: str | Path) -> dict[str, Any]:
     return card
 
 
-def load_model(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu"):
+def tested_weights(run_dir: str | Path) -> str:
+    """'best' or 'last': the weights the run's final test measured (test_weights in its config.yaml)."""
+    from convtrain.config import read_yaml
+
+    path = Path(run_dir) / "config.yaml"
+    choice = read_yaml(path).get("test_weights", "best") if path.is_file() else "best"
+    return choice if choice in ("best", "last") else "best"
+
+
+def load_model(run_dir: str | Path, which: str | None = None, device: str | torch.device = "cpu"):
     """Rebuild the network of a run folder from its model card and load its weights.
 
-    Returns (model in eval mode, card). `which` is 'best' or 'last' (or a path to a .pt file).
+    Returns (model in eval mode, card). `which` is 'best' or 'last' (or a path to a .pt file); None
+    takes the weights the run's final test measured. With EMA the averaged weights are loaded: best.pt
+    holds only those, last.pt holds them beside the raw ones.
     """
     from convtrain.models import build_model
 
     run_dir = Path(run_dir)
     card = read_model_card(run_dir)
+    which = which or tested_weights(run_dir)
+    if which not in ("best", "last") and not which.endswith(".pt"):
+        raise CheckpointError(f"weights {which!r} must be best, last or a .pt file of the run")
     path = Path(which) if which.endswith(".pt") else run_dir / f"{which}.pt"
     state = load_checkpoint(path, map_location=device)
     model = build_model(card["architecture"], card["in_channels"], len(card["classes"]), card["image_size"])
-    weights = state["model"]  # best.pt holds the averaged weights when EMA was on
+    weights = state["ema"] if state.get("ema") is not None else state["model"]
     try:
         model.load_state_dict(weights)
     except RuntimeError as error:

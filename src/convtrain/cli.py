@@ -236,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("recipes", cmd_recipes, "list the packaged recipes (use with train --recipe NAME)")
 
+    weights_help = (
+        "best, last or a .pt file of the run (default: the weights its final test measured, test_weights)"
+    )
     evaluate = command("evaluate", cmd_evaluate, "metrics, per-class table and confusion matrix of a run")
     evaluate.add_argument("run", help="run folder")
     evaluate.add_argument("--split", choices=("test", "val"), default="test")
@@ -243,13 +246,22 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.add_argument("--data-dir", default=None)
     evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--weights", default=None, help=weights_help)
 
     predict = command("predict", cmd_predict, "top-k labels for image files, folders or globs")
     predict.add_argument("run", help="run folder")
-    predict.add_argument("paths", nargs="+", metavar="PATH")
+    predict.add_argument("paths", nargs="*", metavar="PATH", help="image files, folders or globs")
+    predict.add_argument(
+        "--index", default=None, help="predict images of the run's dataset instead: 7, 0:10 or 3,5,9"
+    )
+    predict.add_argument(
+        "--split", choices=("test", "val"), default="test", help="the split --index picks from"
+    )
+    predict.add_argument("--data-dir", default=None)
     predict.add_argument("--topk", type=int, default=3)
     predict.add_argument("--out", default=None, help="preds.csv or preds.json")
     predict.add_argument("--device", default="auto")
+    predict.add_argument("--weights", default=None, help=weights_help)
 
     plot = command("plot", cmd_plot, "(re)make a run's pictures and report.html")
     plot.add_argument("run", help="run folder")
@@ -275,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run", help="run folder")
     export.add_argument("--format", choices=("onnx", "torchscript", "safetensors"), default="onnx")
     export.add_argument("--out", default=None, help="output file")
+    export.add_argument("--weights", default=None, help=weights_help)
     return parser
 
 

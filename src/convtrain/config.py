@@ -22,6 +22,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "linear")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 MONITORS = ("val_loss", "val_acc")
+TEST_WEIGHTS = ("best", "last")
 INITS = ("default", "kaiming", "xavier", "normal")
 LOADERS = ("device", "stream")
 CLASS_WEIGHTS = ("none", "balanced")
@@ -99,6 +100,11 @@ class TrainConfig:
     """Validation metric that picks best.pt and drives early stopping: val_loss or val_acc."""
     epoch_eval: str = "val"
     """Split measured after every epoch: 'val', or 'test' as some tutorials do (it then also picks best.pt)."""
+    test_weights: str = "best"
+    """Weights the final test measures: best (best.pt, picked by --monitor) or last (after the final
+    epoch, as the classic tutorials test); evaluate, predict, export and the report follow it."""
+    eval_before: bool = False
+    """Also measure the epoch-eval split before the first step: the untrained model's (chance) accuracy."""
     patience: int = 0
     """Stop after this many epochs without improvement of the monitored metric; 0 never stops."""
     max_time: float = 0.0
@@ -112,7 +118,7 @@ class TrainConfig:
     precision: str = "fp32"
     """fp32, bf16 or fp16 (autocast; a gradient scaler only for fp16), or auto: bf16 on a GPU that has it, else fp32."""
     channels_last: str = "auto"
-    """Memory format for conv nets: auto (on for CUDA with bf16/fp16), on, off."""
+    """Memory format for conv nets: auto (on for the CPU, and for CUDA with bf16/fp16), on, off."""
     compile: bool = False
     """torch.compile the model."""
     seed: int = 0
@@ -128,7 +134,7 @@ class TrainConfig:
     resume: str | None = None
     """A run folder whose last.pt to continue from."""
     log_every: int = 0
-    """Also print running loss/accuracy every N steps; 0 prints one line per epoch."""
+    """Also print loss/accuracy averaged over the last N steps, every N steps; 0: one line per epoch."""
     quiet: bool = False
     """No progress bar; only the per-epoch summary lines."""
     tta: bool = False
@@ -149,6 +155,7 @@ class TrainConfig:
         _one_of("class_weights", self.class_weights, CLASS_WEIGHTS)
         _one_of("channels_last", self.channels_last, CHANNELS_LAST)
         _one_of("epoch_eval", self.epoch_eval, ("val", "test"))
+        _one_of("test_weights", self.test_weights, TEST_WEIGHTS)
         _at_least("epochs", self.epochs, 1)
         _at_least("workers", self.workers, 0)
         _at_least("nproc", self.nproc, 1)

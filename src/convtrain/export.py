@@ -39,7 +39,7 @@ def export_run(
     run_dir: str | Path,
     format: str = "onnx",
     out: str | Path | None = None,
-    which: str = "best",
+    which: str | None = None,
     data_dir: str | None = None,
 ) -> dict[str, Any]:
     """Export a run's model with its card; returns {path, format, max_abs_diff, checked_on, ...}."""

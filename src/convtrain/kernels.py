@@ -250,7 +250,7 @@ def run_figures(
     from convtrain.checkpoint import load_model
     from convtrain.data.folder import decode_image
 
-    model, card = load_model(run_dir, "best", "cpu")
+    model, card = load_model(run_dir, None, "cpu")
     out_dir = Path(out_dir or run_dir)
     written = [filters_figure(model, out_dir / "filters.png")]
     if image_path is not None:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from convtrain.checkpoint import load_model, write_text_atomic
+from convtrain.checkpoint import load_model, tested_weights, write_text_atomic
 from convtrain.config import read_yaml
 from convtrain.data.dataset import ImageData, Split
 from convtrain.errors import CheckpointError, ConfigError, DataError
@@ -118,7 +118,7 @@ def score_split(
     run_dir: str | Path,
     split: str = "test",
     tta: bool = False,
-    which: str = "best",
+    which: str | None = None,
     data_dir: str | None = None,
     device: str = "auto",
     batch_size: int = 512,
@@ -127,6 +127,7 @@ def score_split(
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     target = pick_device(device)
+    which = which or tested_weights(run_dir)
     model, card = load_model(run_dir, which, target)
     data = load_run_data(card, config, data_dir)
     chosen = pick_split(run_dir, data, split)
@@ -234,7 +235,7 @@ def evaluate_run(
     run_dir: str | Path,
     split: str = "test",
     tta: bool = False,
-    which: str = "best",
+    which: str | None = None,
     data_dir: str | None = None,
     device: str = "auto",
     batch_size: int = 512,

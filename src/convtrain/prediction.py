@@ -94,7 +94,7 @@ def predict_paths(
     run_dir: str | Path,
     paths: list[str | Path] | str | Path,
     topk: int = 3,
-    which: str = "best",
+    which: str | None = None,
     device: str = "auto",
     batch_size: int = 256,
 ) -> list[dict[str, Any]]:
@@ -135,6 +135,70 @@ def predict_paths(
     return results
 
 
+def parse_indices(spec: str, count: int) -> list[int]:
+    """'7', '0:10' (a Python slice) or '3,5,9' -> indices into a split of `count` images."""
+    indices: list[int] = []
+    for part in spec.split(","):
+        part = part.strip()
+        try:
+            if ":" in part:
+                bounds = [int(b) if b.strip() else None for b in part.split(":")]
+                if len(bounds) > 3:
+                    raise ValueError
+                indices += range(count)[slice(*bounds)]
+            else:
+                indices.append(int(part))
+        except ValueError:
+            raise ConfigError(
+                f"--index {spec!r} is not an index, a range a:b or a comma list like 3,5,9"
+            ) from None
+    bad = [i for i in indices if not -count <= i < count]
+    if bad:
+        raise ConfigError(f"--index {bad[0]} is outside the split's {count} images (0..{count - 1})")
+    if not indices:
+        raise ConfigError(f"--index {spec!r} selects no images of the split's {count}")
+    return [i % count for i in indices]
+
+
+def predict_split(
+    run_dir: str | Path,
+    split: str = "test",
+    index: str = "0",
+    topk: int = 3,
+    which: str | None = None,
+    data_dir: str | None = None,
+    device: str = "auto",
+) -> list[dict[str, Any]]:
+    """Top-k predictions for images of the run's dataset picked by position, with their true labels:
+    the tutorials' "predict test image 0". [{path: 'test[0]', labels, probabilities, true}, ...]."""
+    from convtrain.data.folder import decode_image
+    from convtrain.metrics import load_run_data, pick_split, read_run_config
+
+    if topk < 1:
+        raise ConfigError(f"topk must be at least 1, got {topk}")
+    model, card = load_model(run_dir, which, pick_device(device))
+    data = load_run_data(card, read_run_config(run_dir), data_dir)
+    chosen = pick_split(run_dir, data, split)
+    indices = parse_indices(index, len(chosen))
+    if chosen.images is not None:
+        images = chosen.images[indices]  # (N, C, S, S) uint8
+    else:
+        images = torch.stack(
+            [decode_image(chosen.files[i], card["in_channels"], card["image_size"]) for i in indices]
+        )
+    classes = card["classes"]
+    top_p, top_i = predict_tensor(model, card, images).topk(min(topk, len(classes)), dim=1)
+    return [
+        {
+            "path": f"{split}[{i}]",
+            "labels": [classes[c] for c in top],
+            "probabilities": probs,
+            "true": classes[int(chosen.labels[i])],
+        }
+        for i, probs, top in zip(indices, top_p.tolist(), top_i.tolist(), strict=True)
+    ]
+
+
 def write_predictions(path: str | Path, predictions: list[dict[str, Any]]) -> Path:
     """Save predictions as .csv (path, label_1, probability_1, ...) or .json, chosen by the extension."""
     path = Path(path)
@@ -144,10 +208,14 @@ def write_predictions(path: str | Path, predictions: list[dict[str, Any]]) -> Pa
         k = max(len(p["labels"]) for p in predictions)
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["path"] + [f"{name}_{i + 1}" for i in range(k) for name in ("label", "probability")])
+        truth = ["true"] if "true" in predictions[0] else []
+        writer.writerow(
+            ["path", *truth] + [f"{name}_{i + 1}" for i in range(k) for name in ("label", "probability")]
+        )
         for p in predictions:
             cells = [x for pair in zip(p["labels"], p["probabilities"], strict=True) for x in pair]
-            writer.writerow([p["path"], *(f"{c:.6f}" if isinstance(c, float) else c for c in cells)])
+            known = [p["true"]] if truth else []
+            writer.writerow([p["path"], *known, *(f"{c:.6f}" if isinstance(c, float) else c for c in cells)])
         text = buffer.getvalue()
     else:
         raise ConfigError(f"--out {path} must end in .csv or .json")
@@ -156,10 +224,11 @@ def write_predictions(path: str | Path, predictions: list[dict[str, Any]]) -> Pa
 
 
 def format_predictions(predictions: list[dict[str, Any]]) -> str:
-    """One line per image: the path, then each label with its probability."""
+    """One line per image: the path (and the true label when known), then each label with its probability."""
     width = min(60, max(len(p["path"]) for p in predictions))
     return "\n".join(
         f"{p['path']:<{width}}  "
+        + (f"true {p['true']}  predicted " if "true" in p else "")
         + "  ".join(
             f"{label} {prob:.3f}" for label, prob in zip(p["labels"], p["probabilities"], strict=True)
         )

@@ -19,20 +19,35 @@ class Progress:
             self.bar = tqdm(total=total, desc=title, leave=False, dynamic_ncols=True, file=sys.stderr)
         self.every = max(1, total // 50) if self.bar is not None else 0
         self.done = 0
+        self.window = (0.0, 0.0, 0, 0)  # loss sum, right answers, images, step at the last line
 
     def wants_update(self, step: int) -> bool:
         return bool(
             (self.every and step % self.every == 0) or (self.log_every and step % self.log_every == 0)
         )
 
-    def update(self, step: int, loss: float, accuracy: float, images: int) -> None:
+    def update(self, step: int, loss_sum: float, correct: float, images: int) -> None:
+        """Show the epoch so far: sums of the loss (per image) and of the right answers, over `images`.
+
+        The bar shows the running mean over the epoch; a --log-every line shows the mean over the
+        steps since the previous line, as the classic loops do (running_loss / 100, then reset).
+        """
         rate = images / max(1e-9, time.perf_counter() - self.started)
         if self.bar is not None:
             self.bar.update(step - self.done)
-            self.bar.set_postfix(loss=f"{loss:.4f}", acc=f"{100 * accuracy:.2f}%", img_s=f"{rate:.0f}")
+            self.bar.set_postfix(
+                loss=f"{loss_sum / images:.4f}", acc=f"{100 * correct / images:.2f}%", img_s=f"{rate:.0f}"
+            )
         if self.log_every and step % self.log_every == 0:
-            line = f"{self.title} step {step}/{self.total}  loss {loss:.4f}  acc {100 * accuracy:.2f}%  {rate:.0f} img/s"
+            seen = images - self.window[2]
+            loss = (loss_sum - self.window[0]) / max(1, seen)
+            accuracy = (correct - self.window[1]) / max(1, seen)
+            line = (
+                f"{self.title} step {step}/{self.total}  loss {loss:.4f}  acc {100 * accuracy:.2f}%"
+                f"  (last {step - self.window[3]} steps)  {rate:.0f} img/s"
+            )
             (self.bar.write if self.bar is not None else print)(line)
+            self.window = (loss_sum, correct, images, step)
         self.done = step
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from convtrain.checkpoint import load_model, read_model_card
+from convtrain.checkpoint import load_model, read_model_card, tested_weights
 from convtrain.errors import ConvtrainError
 from convtrain.report_html import Page, write_report
 from convtrain.runfolder import read_metrics
@@ -36,7 +36,7 @@ def make_run_pictures(run_dir: str | Path, data_dir: str | None = None, device: 
     plots = run_dir / "plots"
     _curves(page, plots)
     try:
-        model, _ = load_model(run_dir, "best", pick_device(device))
+        model, _ = load_model(run_dir, None, pick_device(device))  # the weights the final test measured
     except ConvtrainError as error:
         page.notes.append(f"no model pictures: {error}")
         return write_report(page)
@@ -95,7 +95,12 @@ def _evaluation(page: Page, model: torch.nn.Module, plots: Path, data_dir: str |
         return
     logits, labels = split_logits(model, data, split)
     classes = list(page.card["classes"])
-    result = {"run": str(page.run_dir), "split": split_name, "checkpoint": "best.pt", "tta": False}
+    result = {
+        "run": str(page.run_dir),
+        "split": split_name,
+        "checkpoint": f"{tested_weights(page.run_dir)}.pt",
+        "tta": False,
+    }
     result.update(metrics_from_logits(logits, labels, classes, top_losses=WORST_IMAGES))
     write_evaluation(page.run_dir, result)
     page.evaluation = result

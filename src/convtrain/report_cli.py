@@ -26,21 +26,51 @@ def evaluate_command(args: argparse.Namespace) -> int:
     from convtrain.metrics import evaluate_run, format_evaluation
 
     result = evaluate_run(
-        args.run, split=args.split, tta=args.tta, data_dir=args.data_dir, device=args.device
+        args.run,
+        split=args.split,
+        tta=args.tta,
+        which=args.weights,
+        data_dir=args.data_dir,
+        device=args.device,
     )
     print(json.dumps(result, indent=2) if args.json else format_evaluation(result))
     return 0
 
 
 def predict_command(args: argparse.Namespace) -> int:
-    from convtrain.prediction import SkippedImageWarning, format_predictions, predict_paths, write_predictions
+    from convtrain.prediction import (
+        SkippedImageWarning,
+        format_predictions,
+        predict_paths,
+        predict_split,
+        write_predictions,
+    )
 
     if args.out and Path(args.out).suffix.lower() not in (".csv", ".json"):
         raise ConfigError(f"--out {args.out} must end in .csv or .json")
+    if args.index is not None and args.paths:
+        raise ConfigError("give image paths or --index, not both")
+    if args.index is None and not args.paths:
+        raise ConfigError(
+            "give image files, folders or globs, or --index N to predict images of the run's dataset"
+        )
+    if args.index is not None:
+        predictions = predict_split(
+            args.run, args.split, args.index, args.topk, args.weights, args.data_dir, args.device
+        )
+        print(format_predictions(predictions))
+        right = sum(p["labels"][0] == p["true"] for p in predictions)
+        summary = f"{len(predictions)} {args.split} images predicted, {right} right"
+        if args.out:
+            summary += f"; wrote {write_predictions(args.out, predictions)}"
+        print(summary, file=sys.stderr)
+        return 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SkippedImageWarning)
         try:
-            predictions = predict_paths(args.run, args.paths, topk=args.topk, device=args.device)
+            predictions = predict_paths(
+                args.run, args.paths, topk=args.topk, which=args.weights, device=args.device
+            )
         finally:  # the skipped files are named even when none could be read
             skipped = [w for w in caught if issubclass(w.category, SkippedImageWarning)]
             for w in skipped:
@@ -92,7 +122,7 @@ def kernels_command(args: argparse.Namespace) -> int:
 def export_command(args: argparse.Namespace) -> int:
     from convtrain.export import export_run
 
-    result = export_run(args.run, args.format, args.out)
+    result = export_run(args.run, args.format, args.out, which=args.weights)
     print(f"wrote {', '.join(result['files'])}")
     print(
         f"checked on {result['checked_on']}: max abs logit difference {result['max_abs_diff']:.3g} "

@@ -77,6 +77,7 @@ def _fit(job: Job) -> Run:
     average = WeightAverage(model, config.ema) if config.ema else None
     history: list[dict[str, Any]] = []
     best_value, best_weights, start_epoch, step = None, None, 0, 0
+    before: dict[str, float] = {}  # the epoch-eval split measured before training (--eval-before)
 
     if config.resume:
         state = load_checkpoint(job.run_dir / "last.pt", map_location=device)
@@ -90,6 +91,7 @@ def _fit(job: Job) -> Run:
         history, best_value = state["history"], state["best_value"]
         best_weights = load_checkpoint(job.run_dir / "best.pt", map_location=device)["model"]
         start_epoch, step = state["epoch"] + 1, state["step"]
+        before = state.get("before") or {}
         job.log(f"resumed {job.run_dir} after epoch {start_epoch} (step {step})")
 
     def save_last(epoch: int) -> None:
@@ -105,10 +107,23 @@ def _fit(job: Job) -> Run:
             "history": history,
             "best_value": best_value,
             "config": config.to_dict(),
+            "before": before,
         }
         save_checkpoint(job.run_dir / "last.pt", state)
 
     stop_reason, training_seconds = "", sum(row["seconds"] for row in history)
+    if config.eval_before and not config.resume:
+        measured = validate(job, average)
+        if measured:
+            job.log(
+                f"before training: {config.epoch_eval} loss {measured['loss']:.4f}  "
+                f"accuracy {100 * measured['accuracy']:.2f}%"
+            )
+            before = {f"before_{config.epoch_eval}_{k}": measured[k] for k in ("loss", "accuracy")}
+        else:
+            job.log(
+                "--eval-before: there is no validation split to measure (set --val-split or --epoch-eval test)"
+            )
     try:
         for epoch in range(start_epoch, config.epochs):
             job.train_loader.set_epoch(epoch)
@@ -163,7 +178,11 @@ def _fit(job: Job) -> Run:
         job.close()
         return Run(job.run_dir, config, history, {"interrupted": True}, model)
 
-    results = finish(job, history, best_weights, training_seconds, stop_reason)
+    if config.test_weights == "last":
+        tested = average.state_dict() if average else model.state_dict()
+    else:
+        tested = best_weights
+    results = finish(job, history, tested, training_seconds, stop_reason, before)
     job.close()
     return Run(job.run_dir, config, history, results, model)
 
@@ -205,7 +224,7 @@ def train_one_epoch(
         steps += 1
         if progress.wants_update(steps):
             _check_finite(finite_steps, steps, first_step, epoch, job)
-            progress.update(steps, loss_sum.item() / images, correct.item() / images, images)
+            progress.update(steps, loss_sum.item(), correct.item(), images)
         if config.max_steps and first_step + steps >= config.max_steps:
             break
     _check_finite(finite_steps, steps, first_step, epoch, job)
@@ -242,20 +261,24 @@ def validate(job: Job, average: WeightAverage | None) -> dict[str, float]:
 def finish(
     job: Job,
     history: list[dict[str, Any]],
-    best_weights: dict | None,
+    tested_weights: dict | None,
     training_seconds: float,
     stop_reason: str,
+    before: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate best.pt on the test split, write results.json, and make the pictures and report."""
+    """Evaluate the tested weights (best.pt, or last.pt's with test_weights: last) on the test split,
+    write results.json, and make the pictures and report."""
+    checkpoint = f"{job.config.test_weights}.pt"
     results: dict[str, Any] = {
         "epochs": len(history),
         "training_seconds": training_seconds,
         "stop_reason": stop_reason or "finished",
+        **(before or {}),
     }
     if history:
         results.update({f"final_{k}": v for k, v in history[-1].items() if k != "epoch"})
-    if job.test_loader is not None and best_weights is not None:
-        job.model.load_state_dict(best_weights)
+    if job.test_loader is not None and tested_weights is not None:
+        job.model.load_state_dict(tested_weights)
         sums = evaluation_sums(
             job.model, job.test_loader, job.num_classes, job.config.precision, job.config.tta
         )
@@ -263,10 +286,15 @@ def finish(
             distributed.sum_across_ranks(tensor)
         test = metrics_from_sums(sums)
         results.update(
-            {"test_loss": test["loss"], "test_acc": test["accuracy"], "test_images": test["count"]}
+            {
+                "test_loss": test["loss"],
+                "test_acc": test["accuracy"],
+                "test_images": test["count"],
+                "test_weights": checkpoint,
+            }
         )
         job.log(
-            f"test: loss {test['loss']:.4f}  accuracy {100 * test['accuracy']:.2f}% on {test['count']} images (best.pt)"
+            f"test: loss {test['loss']:.4f}  accuracy {100 * test['accuracy']:.2f}% on {test['count']} images ({checkpoint})"
         )
     if distributed.is_main():
         write_json(job.run_dir / "results.json", results)

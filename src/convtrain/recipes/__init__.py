@@ -17,7 +17,9 @@ INFO_KEYS = ("description", "published")
 
 
 def recipe_names() -> list[str]:
-    return sorted(p.name[: -len(".yaml")] for p in resources.files(__package__).iterdir() if p.name.endswith(".yaml"))
+    return sorted(
+        p.name[: -len(".yaml")] for p in resources.files(__package__).iterdir() if p.name.endswith(".yaml")
+    )
 
 
 def _read(name: str) -> dict[str, Any]:
