@@ -73,8 +73,8 @@ def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:
 
 
 def use_channels_last(setting: str, device: torch.device, precision: str) -> bool:
-    """auto: on for the CPU (1.03x-1.6x faster training for every zoo model, BENCHMARKS.md) and for
-    GPUs with reduced precision (tensor cores); off for MPS and fp32 GPUs."""
+    """auto: on for the CPU (every zoo model trains 1.00x-1.52x as fast as NCHW there, BENCHMARKS.md)
+    and for GPUs with reduced precision (tensor cores); off for MPS and fp32 GPUs."""
     if setting == "auto":
         return device.type == "cpu" or (device.type == "cuda" and precision != "fp32")
     return setting == "on"
