@@ -42,6 +42,7 @@ def trained_with_plots(npz: Path, tmp_path_factory) -> Path:
             epochs=2,
             batch_size=64,
             lr=0.02,
+            eval_before=True,
             out=str(out),
             quiet=True,
             plots=True,
@@ -74,7 +75,9 @@ def test_training_with_plots_writes_every_picture_and_a_self_contained_report(re
     assert len(re.findall(r"<img ", html)) == len(images)  # every image is inline, none points elsewhere
     assert not re.search(r"(src|href)=['\"](?!data:)", html)
     evaluation = json.loads((reported_run / "evaluation_test.json").read_text())
-    assert f"{100 * evaluation['top1']:.2f}%" in html
+    assert f"{100 * evaluation['top1']:.2f}%" in html and "test top-1 (best.pt)" in html
+    before = json.loads((reported_run / "results.json").read_text())["before_val_accuracy"]
+    assert f"val accuracy before training</div><div class='big'>{100 * before:.2f}%" in html
     for row in evaluation["per_class"]:
         assert f"<td>{row['class']}</td><td class='n'>{row['precision']:.3f}</td>" in html
     assert "<td>model</td><td>&quot;lenet5&quot;</td>" in html  # the resolved config
@@ -168,3 +171,13 @@ def test_prediction_grid_colours_right_green_and_wrong_red(tmp_path):
     wrong = right.flip(1)
     all_wrong = png(plot_predictions(images, labels, wrong, ["cat", "dog"], tmp_path / "wrong.png"))
     assert colour_pixels(all_wrong, WRONG) > 20 and colour_pixels(all_wrong, RIGHT) == 0
+
+
+def test_the_report_evaluates_the_weights_the_run_tested(reported_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(reported_run, run)
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace("test_weights: best", "test_weights: last"))
+    html = make_run_pictures(run, device="cpu").read_text()
+    assert "test top-1 (last.pt)" in html
+    assert json.loads((run / "evaluation_test.json").read_text())["checkpoint"] == "last.pt"

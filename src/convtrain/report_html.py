@@ -90,7 +90,7 @@ def _summary(page: Page) -> str:
     cards = []
     if evaluation:
         split = evaluation["split"]
-        cards.append((f"{split} top-1", _pct(evaluation["top1"])))
+        cards.append((f"{split} top-1 ({evaluation['checkpoint']})", _pct(evaluation["top1"])))
         if evaluation["top5_k"] < len(evaluation["per_class"]):  # top-k over all classes is always 100%
             cards.append((f"{split} top-{evaluation['top5_k']}", _pct(evaluation["top5"])))
         cards += [
@@ -101,6 +101,9 @@ def _summary(page: Page) -> str:
         cards.append(("test top-1", _pct(results["test_acc"])))
     if _finite(results.get("final_val_acc")):
         cards.append(("last val accuracy", _pct(results["final_val_acc"])))
+    for split in ("val", "test"):  # --eval-before: the untrained model
+        if _finite(results.get(f"before_{split}_accuracy")):
+            cards.append((f"{split} accuracy before training", _pct(results[f"before_{split}_accuracy"])))
     if "epochs" in results:
         cards.append(("epochs", str(results["epochs"])))
     if "training_seconds" in results:
