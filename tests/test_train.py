@@ -333,3 +333,15 @@ def test_eval_before_measures_the_untrained_model(tiny_npz, tmp_path, capsys):
     results = json.loads((run / "results.json").read_text())
     assert 0.0 <= results["before_val_accuracy"] <= 0.6  # 4 classes: chance is 25%
     assert results["before_val_loss"] > results["final_val_loss"]
+
+
+def test_a_resumed_run_keeps_its_before_training_figures(tiny_npz, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(tiny_args(tiny_npz, run, "--epochs", "1", "--eval-before")) == 0
+    first = json.loads((run / "results.json").read_text())
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("before training:") == 1  # measured once, not again on resume
+    resumed = json.loads((run / "results.json").read_text())
+    assert resumed["epochs"] == 2
+    assert resumed["before_val_accuracy"] == first["before_val_accuracy"]
