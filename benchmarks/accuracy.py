@@ -16,10 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 import convtrain
-from benchmarks.common import SHARED_DATASETS, quiet, scratch_dir, table
+from benchmarks.common import SHARED_DATASETS, devices, no_device_line, quiet, scratch_dir, table
 from convtrain.recipes import load_recipe
 
 # (dataset folder, target accuracy, recipe, overrides, seeds in a full run)
@@ -64,14 +62,12 @@ def seconds_to(result: dict[str, Any], target: float) -> float | None:
     return result["training_seconds"] if result["test_acc"] >= target else None
 
 
-def devices() -> list[str]:
-    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
-
 def run(quick: bool = False) -> str:
     title = "### Time to accuracy (real data, test split, fast recipes)\n\n"
     if not (SHARED_DATASETS / "MNIST" / "raw").is_dir():
         return title + f"skipped: the real datasets are not at {SHARED_DATASETS}."
+    if not devices():
+        return title + no_device_line()
     cases = CASES[:1] if quick else CASES
     rows = []
     with scratch_dir() as tmp:

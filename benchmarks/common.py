@@ -49,6 +49,22 @@ def machine() -> dict[str, str]:
     }
 
 
+DEVICE_CHOICE = {"which": "all"}  # set by run.py's --device: all, cpu or cuda
+
+
+def devices() -> list[str]:
+    """The devices the tutorial and accuracy benchmarks measure: the CPU and, if present, CUDA."""
+    found = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    which = DEVICE_CHOICE["which"]
+    return found if which == "all" else [d for d in found if d == which]
+
+
+def no_device_line() -> str:
+    return (
+        f"skipped: no {DEVICE_CHOICE['which']} device on this machine (`--device {DEVICE_CHOICE['which']}`)."
+    )
+
+
 def describe_machine() -> str:
     m = machine()
     return (

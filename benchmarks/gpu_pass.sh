@@ -22,5 +22,5 @@ print("torch", torch.__version__, "cuda", torch.version.cuda)
 print("gpu", torch.cuda.get_device_name() if torch.cuda.is_available() else "none")
 EOF
 python3 -m pytest -q -p no:cacheprovider -m gpu tests 2>&1 | tee "$OUT/gpu-tests.log"
-python3 -m benchmarks.run "$@" --only zoo,airbench,tutorial,accuracy 2>&1 | tee "$OUT/benchmarks.log"
+python3 -m benchmarks.run "$@" --device cuda --only zoo,airbench,tutorial,accuracy 2>&1 | tee "$OUT/benchmarks.log"
 cp "$(ls -t benchmarks/results/*.md | head -1)" "$OUT/tables.md"

@@ -18,7 +18,7 @@ import sys
 import time
 
 from benchmarks import accuracy, formats, gpu, overhead, tutorial
-from benchmarks.common import RESULTS, describe_machine
+from benchmarks.common import DEVICE_CHOICE, RESULTS, describe_machine
 
 BENCHMARKS = {
     "overhead": overhead.run,
@@ -40,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         help="torch CPU threads (0: torch's default); 1 is steadier on a machine shared with other jobs",
     )
     parser.add_argument(
+        "--device",
+        choices=("all", "cpu", "cuda"),
+        default="all",
+        help="devices the tutorial and accuracy benchmarks measure (all: the CPU and CUDA if present)",
+    )
+    parser.add_argument(
         "--only", default=",".join(BENCHMARKS), help=f"comma list of: {', '.join(BENCHMARKS)}"
     )
     args = parser.parse_args(argv)
@@ -54,9 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    DEVICE_CHOICE["which"] = args.device
     command = (
         "python -m benchmarks.run"
         + (" --quick" if args.quick else "")
+        + (f" --device {args.device}" if args.device != "all" else "")
         + (f" --threads {args.threads}" if args.threads else "")
         + f" --only {','.join(names)}"
     )

@@ -27,7 +27,18 @@ import torchvision
 from torchvision import transforms
 
 import convtrain
-from benchmarks.common import REPO, interleave, median, quiet, ratio_median, scratch_dir, spread, table
+from benchmarks.common import (
+    REPO,
+    devices,
+    interleave,
+    median,
+    no_device_line,
+    quiet,
+    ratio_median,
+    scratch_dir,
+    spread,
+    table,
+)
 from convtrain.models import build_model
 
 LR, MOMENTUM, BATCH = 0.01, 0.9, 128
@@ -109,12 +120,11 @@ def convtrain_rate(dataset: str, data_dir: Path, model: str, count: int, device:
     return run.history[0]["images_per_second"]
 
 
-def devices() -> list[torch.device]:
-    return [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-
-
 def run(quick: bool = False) -> str:
     rounds = 2 if quick else 3
+    title = f"### Against the tutorial loop (fp32, batch {BATCH}, SGD momentum {MOMENTUM}, {rounds} interleaved rounds, medians)\n\n"
+    if not devices():
+        return title + no_device_line()
     mnist_count = 6400 if quick else 60000
     cifar_count = 1280 if quick else 5120
     rows = []
@@ -139,7 +149,7 @@ def run(quick: bool = False) -> str:
             ("lenet5", "MNIST", mnist, "mnist", mnist_count, (1, 28)),
             ("twoconv-cnn", "CIFAR-shaped", cifar, "cifar10", cifar_count, (3, 32)),
         ]
-        for device in devices():
+        for device in map(torch.device, devices()):
             for model, data_name, dataset, registered, count, shape in cases:
                 contenders = {
                     "convtrain": partial(convtrain_rate, registered, tmp, model, count, device.type, tmp),
@@ -172,7 +182,7 @@ def run(quick: bool = False) -> str:
         "speed-up",
     ]
     return (
-        f"### Against the tutorial loop (fp32, batch {BATCH}, SGD momentum {MOMENTUM}, {rounds} interleaved rounds, medians)\n\n"
+        title
         + table(header, rows)
         + "\n\ns/epoch = images / median images/s (min-max over rounds); speed-up = median per-round ratio of images/s."
     )
