@@ -17,6 +17,7 @@ import os
 import platform
 import statistics
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,31 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def convtrain_epoch_rate(out: Path, batch_size: int, lr: float, momentum: float, **options: Any) -> float:
+    """Images/s of one convtrain training epoch with the plain loop both sides of a comparison run:
+    SGD with momentum (no Nesterov, no decay) at a constant lr, no validation split, no pictures.
+    `options` names the data, model and anything else (device, limit_train, channels_last)."""
+    import convtrain
+
+    with quiet():
+        run = convtrain.train(
+            epochs=1,
+            val_split=0,
+            batch_size=batch_size,
+            optimizer="sgd",
+            lr=lr,
+            momentum=momentum,
+            nesterov=False,
+            weight_decay=0.0,
+            schedule="constant",
+            plots=False,
+            quiet=True,
+            out=str(Path(out) / f"run-{time.perf_counter_ns()}"),
+            **options,
+        )
+    return run.history[0]["images_per_second"]
 
 
 @contextlib.contextmanager

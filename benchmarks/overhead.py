@@ -20,13 +20,12 @@ import numpy as np
 import torch
 from torch import nn
 
-import convtrain
 from benchmarks.common import (
     cifar_shaped,
+    convtrain_epoch_rate,
     interleave,
     median,
     mnist_arrays,
-    quiet,
     ratio_median,
     scratch_dir,
     spread,
@@ -40,25 +39,15 @@ LR, MOMENTUM, BATCH = 0.01, 0.9, 128
 
 def convtrain_rate(npz: Path, model: str, out: Path) -> float:
     """Images/s of one convtrain training epoch over the whole training split of the npz file."""
-    with quiet():
-        run = convtrain.train(
-            dataset=f"npz:{npz}",
-            model=model,
-            epochs=1,
-            val_split=0,
-            batch_size=BATCH,
-            optimizer="sgd",
-            lr=LR,
-            momentum=MOMENTUM,
-            nesterov=False,
-            weight_decay=0.0,
-            schedule="constant",
-            channels_last="off",  # the bare loop's NCHW; the formats table measures channels_last
-            plots=False,
-            quiet=True,
-            out=str(out / f"run-{time.perf_counter_ns()}"),
-        )
-    return run.history[0]["images_per_second"]
+    return convtrain_epoch_rate(
+        out,
+        BATCH,
+        LR,
+        MOMENTUM,
+        dataset=f"npz:{npz}",
+        model=model,
+        channels_last="off",  # the bare loop's NCHW; the formats table measures channels_last
+    )
 
 
 def bare_rate(images: torch.Tensor, labels: torch.Tensor, model_name: str, seed: int = 0) -> float:

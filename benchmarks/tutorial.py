@@ -26,14 +26,13 @@ import torch.nn.functional as F
 import torchvision
 from torchvision import transforms
 
-import convtrain
 from benchmarks.common import (
     REPO,
+    convtrain_epoch_rate,
     devices,
     interleave,
     median,
     no_device_line,
-    quiet,
     ratio_median,
     scratch_dir,
     spread,
@@ -97,27 +96,17 @@ def tutorial_rate(
 
 
 def convtrain_rate(dataset: str, data_dir: Path, model: str, count: int, device: str, out: Path) -> float:
-    with quiet():
-        run = convtrain.train(
-            dataset=dataset,
-            data_dir=str(data_dir),
-            model=model,
-            epochs=1,
-            val_split=0,
-            limit_train=count,
-            batch_size=BATCH,
-            optimizer="sgd",
-            lr=LR,
-            momentum=MOMENTUM,
-            nesterov=False,
-            weight_decay=0.0,
-            schedule="constant",
-            device=device,
-            plots=False,
-            quiet=True,
-            out=str(out / f"run-{time.perf_counter_ns()}"),
-        )
-    return run.history[0]["images_per_second"]
+    return convtrain_epoch_rate(
+        out,
+        BATCH,
+        LR,
+        MOMENTUM,
+        dataset=dataset,
+        data_dir=str(data_dir),
+        model=model,
+        limit_train=count,
+        device=device,
+    )
 
 
 def run(quick: bool = False) -> str:
