@@ -38,13 +38,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
 
 
 def predict_command(args: argparse.Namespace) -> int:
-    from convtrain.prediction import (
-        SkippedImageWarning,
-        format_predictions,
-        predict_paths,
-        predict_split,
-        write_predictions,
-    )
+    from convtrain.prediction import format_predictions, predict_split, write_predictions
 
     if args.out and Path(args.out).suffix.lower() not in (".csv", ".json"):
         raise ConfigError(f"--out {args.out} must end in .csv or .json")
@@ -58,13 +52,22 @@ def predict_command(args: argparse.Namespace) -> int:
         predictions = predict_split(
             args.run, args.split, args.index, args.topk, args.weights, args.data_dir, args.device
         )
-        print(format_predictions(predictions))
         right = sum(p["labels"][0] == p["true"] for p in predictions)
         summary = f"{len(predictions)} {args.split} images predicted, {right} right"
-        if args.out:
-            summary += f"; wrote {write_predictions(args.out, predictions)}"
-        print(summary, file=sys.stderr)
-        return 0
+    else:
+        predictions, skipped = _predict_files(args)
+        summary = f"{len(predictions)} images predicted" + (f", {skipped} skipped" if skipped else "")
+    print(format_predictions(predictions))
+    if args.out:
+        summary += f"; wrote {write_predictions(args.out, predictions)}"
+    print(summary, file=sys.stderr)
+    return 0
+
+
+def _predict_files(args: argparse.Namespace) -> tuple[list[dict], int]:
+    """Predictions for the files, folders and globs given, and how many were skipped (each named on stderr)."""
+    from convtrain.prediction import SkippedImageWarning, predict_paths
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SkippedImageWarning)
         try:
@@ -78,12 +81,7 @@ def predict_command(args: argparse.Namespace) -> int:
             for w in caught:
                 if not issubclass(w.category, SkippedImageWarning):
                     warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    print(format_predictions(predictions))
-    summary = f"{len(predictions)} images predicted" + (f", {len(skipped)} skipped" if skipped else "")
-    if args.out:
-        summary += f"; wrote {write_predictions(args.out, predictions)}"
-    print(summary, file=sys.stderr)
-    return 0
+    return predictions, len(skipped)
 
 
 def plot_command(args: argparse.Namespace) -> int:
