@@ -136,7 +136,7 @@ def test_unreadable_files_are_named_and_skipped(cifar_run, sample_png, tmp_path,
     out = tmp_path / "preds.json"
     assert main(["predict", str(cifar_run), str(folder), "--out", str(out), "--device", "cpu"]) == 0
     err = capsys.readouterr().err
-    assert "notes.txt" in err and "broken.png" in err and "1 images predicted, 2 skipped" in err
+    assert "notes.txt" in err and "broken.png" in err and "1 image predicted, 2 skipped" in err
     assert [Path(p["path"]).name for p in json.loads(out.read_text())] == ["good.png"]
 
 

@@ -53,15 +53,20 @@ def predict_command(args: argparse.Namespace) -> int:
             args.run, args.split, args.index, args.topk, args.weights, args.data_dir, args.device
         )
         right = sum(p["labels"][0] == p["true"] for p in predictions)
-        summary = f"{len(predictions)} {args.split} images predicted, {right} right"
+        summary = f"{_images(len(predictions), args.split)} predicted, {right} right"
     else:
         predictions, skipped = _predict_files(args)
-        summary = f"{len(predictions)} images predicted" + (f", {skipped} skipped" if skipped else "")
+        summary = f"{_images(len(predictions))} predicted" + (f", {skipped} skipped" if skipped else "")
     print(format_predictions(predictions))
     if args.out:
         summary += f"; wrote {write_predictions(args.out, predictions)}"
     print(summary, file=sys.stderr)
     return 0
+
+
+def _images(count: int, split: str = "") -> str:
+    """'1 test image', '8 test images', '3 images'."""
+    return f"{count} {split + ' ' if split else ''}image{'' if count == 1 else 's'}"
 
 
 def _predict_files(args: argparse.Namespace) -> tuple[list[dict], int]:
