@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from convtrain.cli import build_parser, config_from_args, main
+from convtrain.cli import build_parser, main
+from convtrain.cli.train_commands import config_from_args
 from convtrain.config import TrainConfig, field_docs, field_names, read_yaml
 from convtrain.errors import ConfigError
 

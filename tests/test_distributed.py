@@ -63,7 +63,7 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     # lenet5 has no BatchNorm: 2 x 64 images give the same averaged gradient as 1 x 128
     assert abs(results_two["test_acc"] - results_one["test_acc"]) < 0.01, (results_two, results_one)
 
-    model, card = convtrain.load_run(two)  # the checkpoint from 2 ranks loads in one process
+    model, card = convtrain.load_run(two).load_model()  # the checkpoint from 2 ranks loads in one process
     assert model(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
     w_two = torch.load(two / "last.pt", weights_only=True)["model"]
     w_one = torch.load(one / "last.pt", weights_only=True)["model"]

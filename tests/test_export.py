@@ -11,10 +11,10 @@ import torch
 import yaml
 from PIL import Image
 
-from convtrain.checkpoint import load_model
 from convtrain.cli import main
 from convtrain.export import ExportError, export_run, read_card
 from convtrain.models import build_model
+from convtrain.rundir import RunDir
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -62,7 +62,7 @@ def test_onnx_export_matches_pytorch_on_real_images(cifar_sample_run, shared_dat
     printed = capsys.readouterr().out
     assert "max abs logit difference" in printed and "images of cifar10-sample" in printed
     path = cifar_sample_run / "model.onnx"
-    model, card = load_model(cifar_sample_run)
+    model, card = RunDir(cifar_sample_run).load_model()
     x = real_batch(shared_datasets, card)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     with torch.no_grad():
@@ -82,7 +82,7 @@ def test_torchscript_and_safetensors_carry_weights_and_card(cifar_sample_run, sh
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    model, card = load_model(cifar_sample_run)
+    model, card = RunDir(cifar_sample_run).load_model()
     x = real_batch(shared_datasets, card)
     with torch.no_grad():
         expected = model(x)

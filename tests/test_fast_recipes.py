@@ -13,6 +13,7 @@ import convtrain
 from cifar_files import write_cifar10
 from convtrain.config import TrainConfig
 from convtrain.models import build_model
+from convtrain.models.hooks import FitsToData
 from convtrain.recipes import load_recipe
 
 FAST_RECIPES = ("mnist-fast", "fashion-mnist-fast", "cifar10-fast")
@@ -34,7 +35,7 @@ def test_fast_recipes_are_valid_configs_for_fastnet_models(name):
     assert config.model.startswith("fastnet")
     assert config.optimizer == "sgd" and config.nesterov and config.label_smoothing == 0.2
     channels, size = (3, 32) if config.dataset == "cifar10" else (1, 28)
-    assert hasattr(build_model(config.model, channels, 10, size), "fit_to_data")
+    assert isinstance(build_model(config.model, channels, 10, size), FitsToData)
 
 
 def test_cifar10_fast_runs_on_official_format_files(tmp_path):

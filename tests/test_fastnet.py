@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 
 import convtrain
-from convtrain.config import TrainConfig
 from convtrain.models import build_model
 from convtrain.models.fastnet import FastNet, FrozenScaleBatchNorm, PatchWhitening, dirac_conv
+from convtrain.models.hooks import FitsToData, HasParameterGroups
 
 
 @pytest.fixture(autouse=True)
@@ -93,7 +93,7 @@ def test_whitening_and_batchnorm_scales_are_frozen_and_biases_train():
     norms = [m for m in model.modules() if isinstance(m, FrozenScaleBatchNorm)]
     assert len(norms) == 6 and all(id(m.weight) not in trainable and id(m.bias) in trainable for m in norms)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    optimizer = torch.optim.SGD(model.parameter_groups(TrainConfig(lr=0.1)), lr=0.1, momentum=0.9)
+    optimizer = torch.optim.SGD(model.parameter_groups(lr=0.1, weight_decay=5e-4), lr=0.1, momentum=0.9)
     for _ in range(3):
         loss = F.cross_entropy(model(torch.randn(16, 1, 28, 28)), torch.randint(0, 10, (16,)))
         optimizer.zero_grad()
@@ -120,8 +120,8 @@ def test_dirac_conv_passes_its_input_through_on_the_first_channels():
 
 def test_parameter_groups_scale_bias_lr_and_keep_lr_times_decay():
     model = FastNet(3, 10, widths=(8, 16, 16), bias_lr_scale=64.0)
-    config = TrainConfig(lr=0.5, weight_decay=0.002)
-    weights, biases = model.parameter_groups(config)
+    assert isinstance(model, HasParameterGroups) and isinstance(model, FitsToData)  # the declared hooks
+    weights, biases = model.parameter_groups(lr=0.5, weight_decay=0.002)
     assert weights["lr"] == 0.5 and biases["lr"] == 32.0
     assert weights["lr"] * weights["weight_decay"] == pytest.approx(biases["lr"] * biases["weight_decay"])
     grouped = [id(p) for group in (weights, biases) for p in group["params"]]

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 import convtrain
-from convtrain.checkpoint import load_model
 from convtrain.data.augment import parse_augment
 from convtrain.data.loader import make_loader
 from convtrain.data.registry import load_dataset
+from convtrain.rundir import RunDir
 
 pytestmark = pytest.mark.gpu
 
@@ -39,7 +39,7 @@ def test_every_precision_learns_the_tiny_task_and_loads_on_the_cpu(tiny_npz, tmp
     assert run.config.precision == precision
     assert all(row["train_loss"] == row["train_loss"] for row in run.history)  # no NaN
     assert run.results["test_acc"] >= 0.9  # 4 well-separated classes
-    model, _ = load_model(run.dir, device="cpu")
+    model, _ = RunDir(run.path).load_model(device="cpu")
     assert next(model.parameters()).device.type == "cpu"
     if precision == "fp16":  # the scaler acted: its state was saved with a scale
         scaler = torch.load(run.last_path, weights_only=True)["scaler"]

@@ -13,10 +13,12 @@ import pytest
 import torch
 
 import convtrain
-from convtrain.checkpoint import load_model
 from convtrain.cli import main
+from convtrain.cli.run_commands import format_evaluation
 from convtrain.errors import CheckpointError, DataError
-from convtrain.metrics import evaluate_run, format_evaluation, metrics_from_logits
+from convtrain.evaluation import evaluate as evaluate_run
+from convtrain.metrics import metrics_from_logits
+from convtrain.rundir import RunDir
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +83,7 @@ def test_evaluate_json_matches_a_hand_computation_on_mnist(mnist_run, shared_dat
         :, None
     ]  # (N, 1, 28, 28)
     labels = read_idx(raw / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
-    model, card = load_model(mnist_run)
+    model, card = RunDir(mnist_run).load_model()
     with torch.no_grad():
         logits = model((images / 255 - card["mean"][0]) / card["std"][0]).numpy()
     expected = hand_metrics(logits.astype(np.float64), labels, 10)
@@ -154,7 +156,7 @@ def test_val_split_uses_the_saved_indices_and_tta_matches_hand_views(tiny_run, t
     assert (tiny_run / "evaluation_val.json").is_file()
 
     tta = evaluate_run(tiny_run, split="test", tta=True, device="cpu", write=False)
-    model, card = load_model(tiny_run)
+    model, card = RunDir(tiny_run).load_model()
     x = torch.from_numpy(arrays["x_test"]).permute(0, 3, 1, 2).float()  # (N, 1, 28, 28)
     x = (x / 255 - card["mean"][0]) / card["std"][0]
     right = torch.cat([x[..., :, :1], x[..., :, :-1]], dim=3)  # shifted one pixel right, edge repeated
@@ -201,8 +203,10 @@ def test_no_such_run_folder_and_no_test_split(tiny_run, tiny_npz, tmp_path):
     config = (run / "config.yaml").read_text()
     (run / "config.yaml").write_text(config.replace(str(tiny_npz), str(no_test)))
     with pytest.raises(DataError, match="no test split; use --split val"):
-        evaluate_run(run, device="cpu")
+        evaluate_run(run, split="test", device="cpu")
     assert evaluate_run(run, split="val", device="cpu", write=False)["images"] == 48
+    measured = evaluate_run(run, device="cpu", write=False)  # no split named: the one it was measured on
+    assert measured["split"] == "val" and measured["images"] == 48
 
 
 def test_checkpoints_of_another_architecture_or_class_count_are_refused(tiny_run, tmp_path):

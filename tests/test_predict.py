@@ -13,10 +13,10 @@ import torch
 from PIL import Image
 
 import convtrain
-from convtrain.checkpoint import load_model
 from convtrain.cli import main
 from convtrain.errors import ImageError
 from convtrain.prediction import SkippedImageWarning, predict_paths, predict_tensor
+from convtrain.rundir import RunDir
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def sample_png(shared_datasets) -> Path:
 
 def hand_probabilities(run: Path, rgb: np.ndarray) -> torch.Tensor:
     """Softmax of the model on an (H, W, 3) uint8 array normalised by hand with the card's mean/std."""
-    model, card = load_model(run)
+    model, card = RunDir(run).load_model()
     x = torch.from_numpy(rgb).permute(2, 0, 1).float()[None] / 255  # (1, 3, H, W)
     x = (x - torch.tensor(card["mean"]).view(1, 3, 1, 1)) / torch.tensor(card["std"]).view(1, 3, 1, 1)
     with torch.no_grad():
@@ -108,7 +108,7 @@ def test_gray_rgba_and_larger_images_are_converted_as_in_training(cifar_run, sam
 
 
 def test_predict_tensor_takes_uint8_batches_only(cifar_run, sample_png):
-    model, card = load_model(cifar_run)
+    model, card = RunDir(cifar_run).load_model()
     pixels = torch.from_numpy(np.array(Image.open(sample_png).convert("RGB"))).permute(2, 0, 1)  # (3, 32, 32)
     probs = predict_tensor(model, card, torch.stack([pixels, pixels.flip(2)]))
     assert probs.shape == (2, 10) and torch.allclose(probs.sum(1), torch.ones(2))
@@ -174,7 +174,7 @@ def test_predict_by_index_gives_the_true_label_and_the_models_answer(tiny_run, t
     lines = printed.out.splitlines()
     assert [line.split()[0] for line in lines] == ["test[5]", "test[0]", "test[1]", "test[2]"]
     saved = np.load(tiny_npz)
-    model, card = load_model(tiny_run)
+    model, card = RunDir(tiny_run).load_model()
     x = torch.from_numpy(saved["x_test"][[5, 0, 1, 2]]).permute(0, 3, 1, 2).float() / 255  # (4, 1, 28, 28)
     x = (x - card["mean"][0]) / card["std"][0]
     with torch.no_grad():

@@ -19,7 +19,8 @@ import torch
 import yaml
 
 from cifar_files import write_cifar10
-from convtrain.cli import build_parser, config_from_args, main
+from convtrain.cli import build_parser, main
+from convtrain.cli.train_commands import config_from_args
 from convtrain.config import TrainConfig
 from convtrain.models import build_model
 from convtrain.optim import build_optimizer

@@ -8,8 +8,9 @@ import json
 import pytest
 import torch
 
-from convtrain.data.split import load_split, save_split, split_indices
+from convtrain.data.split import split_indices
 from convtrain.errors import CheckpointError, ConfigError
+from convtrain.rundir import RunDir
 
 
 def _labels(*sizes: int) -> torch.Tensor:
@@ -75,18 +76,19 @@ def test_fraction_that_leaves_no_training_image_is_refused():
 
 def test_save_and_load_round_trip(tmp_path):
     train, val = split_indices(_labels(20, 30), 0.2, seed=3)
-    path = tmp_path / "split.json"
-    save_split(path, train, val)
-    assert json.loads(path.read_text())["val"] == val.tolist()
-    loaded = load_split(path)
+    run = RunDir(tmp_path)
+    run.write_split(train, val)
+    assert json.loads(run.split_path.read_text())["val"] == val.tolist()
+    loaded = run.read_split()
     assert torch.equal(loaded[0], train) and torch.equal(loaded[1], val)
     assert [p.name for p in tmp_path.iterdir()] == ["split.json"]  # no temporary file left behind
 
 
 def test_load_missing_or_corrupt_split_is_a_checkpoint_error(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
-        load_split(tmp_path / "split.json")
-    bad = tmp_path / "bad.json"
-    bad.write_text('{"train": [1, 2]')
+        RunDir(tmp_path).read_split()
+    (tmp_path / "bad").mkdir()
+    bad = RunDir(tmp_path / "bad")
+    bad.split_path.write_text('{"train": [1, 2]')
     with pytest.raises(CheckpointError, match="not a valid split"):
-        load_split(bad)
+        bad.read_split()

@@ -1,4 +1,4 @@
-"""Checkpoints and the model card: everything a run folder needs to be used without its trainer.
+"""Checkpoints: atomic save and safe load of plain dicts of state_dicts and tensors.
 
 A checkpoint is a plain dict of state_dicts and tensors, written to a temporary file and renamed,
 so a crash never leaves a half-written best.pt or last.pt. Loading uses weights_only=True: a
@@ -9,38 +9,17 @@ file that tries to unpickle code is refused, never executed.
 
 from __future__ import annotations
 
-import json
-import os
 import pickle
-import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
+from torch import nn
 
 from convtrain.errors import CheckpointError
-
-CARD_NAME = "model.json"
-
-
-def atomic_write(path: Path, write: Any) -> None:
-    """Call write(file_object) on a temporary file beside `path`, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    atomic_write(path, lambda file: file.write(text.encode()))
+from convtrain.files import atomic_write
+from convtrain.runtime import rng_state, set_rng_state
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -75,62 +54,40 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
-def write_model_card(run_dir: Path, card: dict[str, Any]) -> None:
-    write_text_atomic(Path(run_dir) / CARD_NAME, json.dumps(card, indent=2) + "\n")
+@dataclass
+class TrainState:
+    """Everything --resume needs, saved and loaded as one object: last.pt is state_dict()."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: Any
+    ema: Any = None  # a WeightAverage, or None without --ema
+    epoch: int = -1  # the last finished epoch, counted from 0
+    step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_value: float | None = None
+    before: dict[str, float] = field(default_factory=dict)  # --eval-before's figures
+    config: dict[str, Any] = field(default_factory=dict)  # the resolved TrainConfig, for the record
+
+    PARTS: ClassVar = ("model", "optimizer", "scheduler", "scaler", "ema")  # objects with state_dict()
+    VALUES: ClassVar = ("epoch", "step", "history", "best_value", "before", "config")
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {name: _part_state(getattr(self, name)) for name in self.PARTS}
+        state.update({name: getattr(self, name) for name in self.VALUES})
+        state["rng"] = rng_state()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in self.PARTS:
+            part = getattr(self, name)
+            if part is not None and state.get(name) is not None:
+                part.load_state_dict(state[name])
+        for name in self.VALUES:
+            setattr(self, name, state.get(name, getattr(self, name)))
+        set_rng_state(state["rng"])
 
 
-def read_model_card(run_dir: str | Path) -> dict[str, Any]:
-    """The model card: architecture, classes, input channels/size and normalisation."""
-    path = Path(run_dir) / CARD_NAME
-    if not Path(run_dir).is_dir():
-        raise CheckpointError(f"run folder {run_dir} does not exist; pass the folder `convtrain train` wrote")
-    if not path.is_file():
-        raise CheckpointError(f"run folder {run_dir} has no {CARD_NAME}; it is not a complete convtrain run")
-    try:
-        card = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        raise CheckpointError(f"{path} is not valid JSON; restore it or retrain the run") from None
-    missing = [
-        k for k in ("architecture", "classes", "in_channels", "image_size", "mean", "std") if k not in card
-    ]
-    if missing:
-        raise CheckpointError(f"{path} lacks {', '.join(missing)}; it is not a convtrain model card")
-    return card
-
-
-def tested_weights(run_dir: str | Path) -> str:
-    """'best' or 'last': the weights the run's final test measured (test_weights in its config.yaml)."""
-    from convtrain.config import read_yaml
-
-    path = Path(run_dir) / "config.yaml"
-    choice = read_yaml(path).get("test_weights", "best") if path.is_file() else "best"
-    return choice if choice in ("best", "last") else "best"
-
-
-def load_model(run_dir: str | Path, which: str | None = None, device: str | torch.device = "cpu"):
-    """Rebuild the network of a run folder from its model card and load its weights.
-
-    Returns (model in eval mode, card). `which` is 'best' or 'last' (or a path to a .pt file); None
-    takes the weights the run's final test measured. With EMA the averaged weights are loaded: best.pt
-    holds only those, last.pt holds them beside the raw ones.
-    """
-    from convtrain.models import build_model
-
-    run_dir = Path(run_dir)
-    card = read_model_card(run_dir)
-    which = which or tested_weights(run_dir)
-    if which not in ("best", "last") and not which.endswith(".pt"):
-        raise CheckpointError(f"weights {which!r} must be best, last or a .pt file of the run")
-    path = Path(which) if which.endswith(".pt") else run_dir / f"{which}.pt"
-    state = load_checkpoint(path, map_location=device)
-    model = build_model(card["architecture"], card["in_channels"], len(card["classes"]), card["image_size"])
-    weights = state["ema"] if state.get("ema") is not None else state["model"]
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as error:
-        detail = str(error).splitlines()[0]
-        raise CheckpointError(
-            f"checkpoint {path} does not fit {card['architecture']} with {len(card['classes'])} classes "
-            f"({detail[:160]}); it belongs to another architecture or class count"
-        ) from None
-    return model.to(device).eval(), card
+def _part_state(part: Any) -> Any:
+    return None if part is None else part.state_dict()

@@ -29,8 +29,10 @@ CLASS_WEIGHTS = ("none", "balanced")
 CHANNELS_LAST = ("auto", "on", "off")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
+    """Every option of a run. Frozen: resolving 'auto' values makes a new config (`replace`)."""
+
     # ----- data -----
     dataset: str = "mnist"
     """A registered name (mnist, fashion-mnist, cifar10, cifar100), folder:PATH or npz:PATH."""
@@ -145,7 +147,7 @@ class TrainConfig:
     """The packaged recipe this config started from (informational; set by --recipe)."""
 
     def __post_init__(self) -> None:
-        self.batch_size = _parse_batch_size(self.batch_size)
+        object.__setattr__(self, "batch_size", _parse_batch_size(self.batch_size))  # frozen: set once here
         _one_of("optimizer", self.optimizer, OPTIMIZERS)
         _one_of("schedule", self.schedule, SCHEDULES)
         _one_of("precision", self.precision, PRECISIONS)
@@ -204,9 +206,6 @@ class TrainConfig:
             return cls(**values)
         except TypeError as error:  # e.g. a list where a number belongs
             raise ConfigError(f"{source}: {error}") from None
-
-    def save_yaml(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
 def field_names() -> set[str]:

@@ -20,8 +20,9 @@ from typing import Any
 
 import torch
 
-from convtrain.checkpoint import atomic_write, load_model, write_text_atomic
 from convtrain.errors import ConfigError, ConvtrainError
+from convtrain.files import atomic_write, write_text_atomic
+from convtrain.rundir import RunDir
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "safetensors": ".safetensors"}
 TOLERANCE = 1e-4  # largest logit difference accepted in fp32
@@ -36,7 +37,7 @@ class ExportError(ConvtrainError):
 
 
 def export_run(
-    run_dir: str | Path,
+    run_dir: str | Path | RunDir,
     format: str = "onnx",
     out: str | Path | None = None,
     which: str | None = None,
@@ -45,9 +46,10 @@ def export_run(
     """Export a run's model with its card; returns {path, format, max_abs_diff, checked_on, ...}."""
     if format not in FORMATS:
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
-    model, card = load_model(run_dir, which, "cpu")
-    out = Path(out) if out else Path(run_dir) / f"model{FORMATS[format]}"
-    x, checked_on = check_images(run_dir, card, data_dir)  # (B, C, S, S) normalised
+    run = RunDir.of(run_dir)
+    model, card = run.load_model(which, "cpu")
+    out = Path(out) if out else run.path / f"model{FORMATS[format]}"
+    x, checked_on = check_images(run, data_dir)  # (B, C, S, S) normalised
     with torch.inference_mode():
         expected = model(x).float()  # (B, K)
     card = {**card, "preprocessing": PREPROCESSING}
@@ -74,15 +76,14 @@ def export_run(
     }
 
 
-def check_images(
-    run_dir: str | Path, card: dict[str, Any], data_dir: str | None = None
-) -> tuple[torch.Tensor, str]:
+def check_images(run: RunDir, data_dir: str | None = None) -> tuple[torch.Tensor, str]:
     """Up to CHECK_IMAGES preprocessed images of the run's dataset (test, else train), or random pixels if unavailable."""
-    from convtrain.metrics import load_run_data, read_run_config
+    from convtrain.evaluation import load_run_data
     from convtrain.prediction import preprocess
 
+    card = run.card
     try:
-        data = load_run_data(card, read_run_config(run_dir), data_dir)
+        data = load_run_data(run, data_dir)
         split, name = (data.test, "test") if data.test is not None else (data.train, "train")
         images, source = (
             split.images[:CHECK_IMAGES],

@@ -10,7 +10,6 @@ import copy
 import dataclasses
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,18 +17,19 @@ from torch import nn
 
 from convtrain import distributed
 from convtrain.batchsize import find_batch_size
-from convtrain.checkpoint import write_model_card
 from convtrain.config import TrainConfig
 from convtrain.data.augment import parse_augment
 from convtrain.data.dataset import ImageData, Split
 from convtrain.data.loader import make_loader
+from convtrain.data.pixels import normalize
 from convtrain.data.registry import load_dataset
-from convtrain.data.split import save_split, split_indices
-from convtrain.errors import ConfigError
+from convtrain.data.split import split_indices
+from convtrain.errors import ConfigError, ConvtrainError
 from convtrain.models import build_model, init_weights
+from convtrain.models.hooks import FitsToData
 from convtrain.optim import WeightAverage, class_weights
 from convtrain.progress import Progress
-from convtrain.runfolder import new_run_dir
+from convtrain.rundir import RunDir
 from convtrain.runtime import (
     check_precision,
     pick_device,
@@ -41,9 +41,9 @@ from convtrain.runtime import (
 
 @dataclass
 class Job:
-    config: TrainConfig
+    config: TrainConfig  # resolved: no 'auto' left, out names the run folder
     device: torch.device
-    run_dir: Path
+    run: RunDir
     data: ImageData
     model: nn.Module  # the bare network: its state_dict is what checkpoints hold
     net: nn.Module  # what the loop calls: the model, maybe wrapped by DDP and/or torch.compile
@@ -89,36 +89,61 @@ class Job:
         return averaged
 
     def make_pictures(self) -> None:
-        try:
-            from convtrain.report import make_run_pictures
-        except ImportError:  # pictures arrive with the evaluation package
-            return
-        make_run_pictures(self.run_dir)
+        from convtrain.report import make_run_pictures
+
+        make_run_pictures(self.run)
 
     def close(self) -> None:
+        """Flush TensorBoard and give the run folder up (also after an error or Ctrl-C)."""
         if self.writer is not None:
             self.writer.close()
+            self.writer = None
+        self.run.release()
 
 
 def prepare_job(config: TrainConfig, record: bool = True) -> Job:
-    """Build a training job. With record=False (lr-find) no run folder is made or written."""
+    """Build a training job from a config, which is never changed: what 'auto' resolves to, the run
+    folder and the batch size go into a new config on the Job. With record=False (lr-find) no run
+    folder is claimed or written."""
     rank, local_rank, world_size = distributed.world()
     device = pick_device(config.device)
     if world_size > 1 and device.type == "cuda":
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
-    config.precision = resolve_precision(config.precision, device)
+    config = config.replace(precision=resolve_precision(config.precision, device))
     check_precision(config.precision, device)
     distributed.start(device)
-    if record:
-        run_dir = Path(
-            distributed.broadcast_text(str(_claim_run_dir(config)) if distributed.is_main() else "")
-        )
-        config.out = str(run_dir)
-    else:
-        run_dir = Path(config.out or ".")
-    seed_everything(config.seed)
+    run = _claim_run(config) if record else RunDir(config.out or ".")
+    try:
+        config = config.replace(out=str(run.path))
+        return _build(config, run, device, record, rank, world_size)
+    except BaseException:
+        run.release()
+        raise
 
+
+def _claim_run(config: TrainConfig) -> RunDir:
+    """Rank 0 claims the folder (exclusively; see runlock.py) and tells the other ranks its name."""
+    name, error, failure = "", "", None
+    if distributed.is_main():
+        run = RunDir(config.resume) if config.resume else RunDir.new(config.out, config.dataset, config.model)
+        try:
+            note = run.claim(resume=bool(config.resume))
+            if note:
+                print(note, flush=True)
+            name = str(run.path)
+        except ConvtrainError as refused:
+            error, failure = str(refused), refused
+    error, name = distributed.broadcast_text(error), distributed.broadcast_text(name)
+    if error:  # every rank stops with the same one-line error
+        raise failure or ConfigError(error)
+    return run if distributed.is_main() else RunDir(name)
+
+
+def _build(
+    config: TrainConfig, run: RunDir, device: torch.device, record: bool, rank: int, world_size: int
+) -> Job:
+    seed_everything(config.seed)
     started = time.perf_counter()
     data = load_dataset(
         config.dataset,
@@ -131,11 +156,11 @@ def prepare_job(config: TrainConfig, record: bool = True) -> Job:
     )
     if not config.normalize:  # pixels scaled to 0-1 only; the model card records the same
         data = dataclasses.replace(data, mean=(0.0,) * data.channels, std=(1.0,) * data.channels)
-    train_split, val_split = _split(data, config, run_dir, record)
+    train_split, val_split, note = _split(data, config, run, record)
 
     model = build_model(config.model, data.channels, data.num_classes, data.image_size)
     init_weights(model, config.init)
-    if hasattr(model, "fit_to_data"):  # layers set from the data itself, e.g. a frozen whitening layer
+    if isinstance(model, FitsToData):  # layers set from the data itself, e.g. a frozen whitening layer
         model.fit_to_data(_normalised_sample(train_split, data))
     channels_last = use_channels_last(config.channels_last, device, config.precision)
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
@@ -151,7 +176,9 @@ def prepare_job(config: TrainConfig, record: bool = True) -> Job:
     torch.manual_seed(config.seed + rank)  # distinct, reproducible dropout per rank
 
     if config.batch_size == "auto":
-        config.batch_size = find_batch_size(model, data, device, config.precision, len(train_split))
+        config = config.replace(
+            batch_size=find_batch_size(model, data, device, config.precision, len(train_split))
+        )
         print(f"batch size auto: {config.batch_size}", flush=True)
     if config.batch_size % world_size:
         raise ConfigError(f"batch_size {config.batch_size} must divide evenly over {world_size} processes")
@@ -191,21 +218,22 @@ def prepare_job(config: TrainConfig, record: bool = True) -> Job:
 
     writer = None
     if record and distributed.is_main():
-        config.save_yaml(run_dir / "config.yaml")
-        write_model_card(run_dir, model_card(config, data))
+        run.write_config(config)
+        run.write_card(model_card(config, data))
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(log_dir=str(run_dir))
+        writer = SummaryWriter(log_dir=str(run.path))
         print(
             f"device {device} ({config.precision}{', channels_last' if channels_last else ''}"
             f"{', compiled' if config.compile else ''}{f', {world_size} processes' if world_size > 1 else ''})  "
             f"data {data.name}: {len(train_split)} train / {len(val_split)} val"
             f"{f' / {len(data.test)} test' if data.test is not None else ''} images, {data.num_classes} classes "
-            f"[{time.perf_counter() - started:.1f}s]  model {config.model}  run folder {run_dir}",
+            f"[{time.perf_counter() - started:.1f}s]  model {config.model}  run folder {run.path}"
+            + (f"\n{note}" if note else ""),
             flush=True,
         )
     return Job(
-        config, device, run_dir, data, model, net, criterion, train_loader, val_loader, test_loader, writer
+        config, device, run, data, model, net, criterion, train_loader, val_loader, test_loader, writer
     )
 
 
@@ -225,42 +253,35 @@ def model_card(config: TrainConfig, data: ImageData) -> dict[str, Any]:
     }
 
 
-def _claim_run_dir(config: TrainConfig) -> Path:
-    if config.resume:
-        run_dir = Path(config.resume)
-        if not (run_dir / "last.pt").is_file():
-            raise ConfigError(
-                f"cannot resume {run_dir}: it has no last.pt; pass a run folder that trained an epoch"
-            )
-        return run_dir
-    run_dir = new_run_dir(config.out, config.dataset, config.model)
-    if (run_dir / "last.pt").exists() or (run_dir / "config.yaml").exists():
-        raise ConfigError(
-            f"run folder {run_dir} already holds a run; pass --resume {run_dir} or another --out"
-        )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
-
-
-def _split(data: ImageData, config: TrainConfig, run_dir: Path, record: bool) -> tuple[Split, Split]:
-    """Train/validation splits: the dataset's own val/ folder if it has one, else a seeded stratified split."""
+def _split(data: ImageData, config: TrainConfig, run: RunDir, record: bool) -> tuple[Split, Split, str]:
+    """Train/validation splits (and a note): the dataset's own val/ folder if it has one, else a seeded
+    stratified split. --limit-train keeps the first N training images, and a fractional validation
+    split shrinks with it, so the two keep the ratio a full run has."""
     if data.val is not None:
         train, val = data.train, data.val
     else:
         train_idx, val_idx = split_indices(data.train.labels, config.val_split, config.seed)
         if record and distributed.is_main():
-            save_split(run_dir / "split.json", train_idx, val_idx)
+            run.write_split(train_idx, val_idx)
         train, val = data.train.subset(train_idx), data.train.subset(val_idx)
-    if config.limit_train:
-        train = train.subset(torch.arange(min(config.limit_train, len(train))))
-    return train, val
+    note = ""
+    if config.limit_train and config.limit_train < len(train):
+        kept = config.limit_train
+        if data.val is None and 0 < config.val_split < 1:
+            val_kept = max(1, round(kept * config.val_split / (1 - config.val_split)))
+            if val_kept < len(val):
+                note = (
+                    f"--limit-train {kept}: validation cut to {val_kept} of its {len(val)} images, "
+                    f"keeping the {config.val_split:g} share of a full run"
+                )
+                _, keep = split_indices(val.labels, val_kept, config.seed)  # stratified, like the split
+                val = val.subset(keep)
+        train = train.subset(torch.arange(kept))
+    return train, val, note
 
 
 def _normalised_sample(split: Split, data: ImageData, count: int = 5000) -> torch.Tensor:
     """Up to `count` training images, normalised as the loader will give them: (N, C, H, W) float."""
     if split.images is None:
         raise ConfigError("model needs the training images in memory to initialise; use --loader device")
-    images = split.images[:count].float() / 255
-    mean = torch.tensor(data.mean).view(1, -1, 1, 1)
-    std = torch.tensor(data.std).view(1, -1, 1, 1)
-    return (images - mean) / std
+    return normalize(split.images[:count], data.mean, data.std)  # (N, C, H, W)

@@ -22,6 +22,7 @@ from torch import nn
 
 from convtrain.errors import ConfigError, ConvtrainError
 from convtrain.plots import new_figure, save_figure
+from convtrain.rundir import RunDir
 
 _GAUSS = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0])  # binomial weights: a 5x5 Gaussian with sigma about 1
 KERNELS: dict[str, torch.Tensor] = {
@@ -244,30 +245,30 @@ def feature_maps_figure(model: nn.Module, card: dict[str, Any], image: torch.Ten
 
 
 def run_figures(
-    run_dir: str | Path, image_path: str | Path | None = None, out_dir: str | Path | None = None
+    run: str | Path | RunDir, image_path: str | Path | None = None, out_dir: str | Path | None = None
 ) -> list[Path]:
     """filters.png and feature-maps.png of a run; the image is the file given, else the run's first test image."""
-    from convtrain.checkpoint import load_model
     from convtrain.data.folder import decode_image
 
-    model, card = load_model(run_dir, None, "cpu")
-    out_dir = Path(out_dir or run_dir)
+    run = RunDir.of(run)
+    model, card = run.load_model(None, "cpu")
+    out_dir = Path(out_dir or run.path)
     written = [filters_figure(model, out_dir / "filters.png")]
     if image_path is not None:
         image = decode_image(image_path, card["in_channels"], card["image_size"])  # (C, S, S)
     else:
-        image = _first_dataset_image(run_dir, card)
+        image = _first_dataset_image(run)
         if image is None:
             return written
     written.append(feature_maps_figure(model, card, image, out_dir / "feature-maps.png"))
     return written
 
 
-def _first_dataset_image(run_dir: str | Path, card: dict[str, Any]) -> torch.Tensor | None:
-    from convtrain.metrics import load_run_data, read_run_config
+def _first_dataset_image(run: RunDir) -> torch.Tensor | None:
+    from convtrain.evaluation import load_run_data
 
     try:
-        data = load_run_data(card, read_run_config(run_dir))
+        data = load_run_data(run)
     except ConvtrainError as error:
         warnings.warn(f"no feature maps: {error}; pass an image file to see them", stacklevel=3)
         return None

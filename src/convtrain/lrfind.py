@@ -16,6 +16,7 @@ import torch
 
 from convtrain.config import TrainConfig
 from convtrain.errors import ConfigError
+from convtrain.files import atomic_write
 from convtrain.job import prepare_job
 from convtrain.optim import build_optimizer
 from convtrain.runtime import autocast, grad_scaler
@@ -93,5 +94,5 @@ def _plot(lrs: list[float], losses: list[float], suggested: float, path: Path) -
     )
     axis.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    atomic_write(path, lambda file: figure.savefig(file, dpi=100, format="png"))
     plt.close(figure)

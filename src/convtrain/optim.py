@@ -11,11 +11,12 @@ import torch
 from torch import nn
 
 from convtrain.config import TrainConfig
+from convtrain.models.hooks import HasParameterGroups
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    if hasattr(model, "parameter_groups"):  # a model may ask for its own lr/decay per group
-        params = model.parameter_groups(config)
+    if isinstance(model, HasParameterGroups):  # a model may ask for its own lr/decay per group
+        params = model.parameter_groups(config.lr, config.weight_decay)
     else:
         params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "sgd":

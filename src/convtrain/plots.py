@@ -10,11 +10,12 @@ which draws with the Agg canvas: no display, no global pyplot state, and `import
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from convtrain.files import atomic_write
 
 RIGHT, WRONG = "#1a7f37", "#cf222e"  # green, red
 TRAIN, VAL = "#1f6feb", "#d97706"
@@ -30,12 +31,7 @@ def new_figure(width: float, height: float):
 
 def save_figure(fig, path: str | Path) -> Path:
     """Write a figure as PNG: to a temporary file, then renamed, so a PNG is never half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=fig.dpi, bbox_inches="tight")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda file: fig.savefig(file, format="png", dpi=fig.dpi, bbox_inches="tight"))
 
 
 def plot_curves(history: list[dict[str, float]], path: str | Path, title: str = "") -> Path:

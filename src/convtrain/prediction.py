@@ -21,8 +21,10 @@ from typing import Any
 
 import torch
 
-from convtrain.checkpoint import load_model, write_text_atomic
+from convtrain.data.pixels import normalize
 from convtrain.errors import ConfigError, ImageError
+from convtrain.files import write_text_atomic
+from convtrain.rundir import RunDir
 from convtrain.runtime import pick_device
 
 GLOB_CHARACTERS = set("*?[")
@@ -70,9 +72,9 @@ def preprocess(
     if images.dim() != 4 or images.shape[1] not in (1, 3):
         raise ImageError(f"images must be (N, C, H, W) with C 1 or 3, got shape {tuple(images.shape)}")
     images = resize_images(to_channels(images.cpu(), card["in_channels"]), card["image_size"])  # (N, C, S, S)
-    mean = torch.tensor(card["mean"], device=device).view(1, -1, 1, 1)  # (1, C, 1, 1)
-    std = torch.tensor(card["std"], device=device).view(1, -1, 1, 1)
-    return (images.to(device).float() / 255 - mean) / std  # (N, C, S, S), as the training loader does
+    return normalize(
+        images.to(device), card["mean"], card["std"]
+    )  # (N, C, S, S), as the training loader does
 
 
 @torch.inference_mode()
@@ -91,7 +93,7 @@ def predict_tensor(
 
 
 def predict_paths(
-    run_dir: str | Path,
+    run_dir: str | Path | RunDir,
     paths: list[str | Path] | str | Path,
     topk: int = 3,
     which: str | None = None,
@@ -108,7 +110,7 @@ def predict_paths(
         paths = [paths]
     if topk < 1:
         raise ConfigError(f"topk must be at least 1, got {topk}")
-    model, card = load_model(run_dir, which, pick_device(device))
+    model, card = RunDir.of(run_dir).load_model(which, pick_device(device))
     classes = card["classes"]
     k = min(topk, len(classes))
     files = expand_paths(paths)
@@ -161,8 +163,8 @@ def parse_indices(spec: str, count: int) -> list[int]:
 
 
 def predict_split(
-    run_dir: str | Path,
-    split: str = "test",
+    run_dir: str | Path | RunDir,
+    split: str | None = None,
     index: str = "0",
     topk: int = 3,
     which: str | None = None,
@@ -172,13 +174,15 @@ def predict_split(
     """Top-k predictions for images of the run's dataset picked by position, with their true labels:
     the tutorials' "predict test image 0". [{path: 'test[0]', labels, probabilities, true}, ...]."""
     from convtrain.data.folder import decode_image
-    from convtrain.metrics import load_run_data, pick_split, read_run_config
+    from convtrain.evaluation import load_run_data, measured_split, pick_split
 
     if topk < 1:
         raise ConfigError(f"topk must be at least 1, got {topk}")
-    model, card = load_model(run_dir, which, pick_device(device))
-    data = load_run_data(card, read_run_config(run_dir), data_dir)
-    chosen = pick_split(run_dir, data, split)
+    run = RunDir.of(run_dir)
+    model, card = run.load_model(which, pick_device(device))
+    data = load_run_data(run, data_dir)
+    split = split or measured_split(data)
+    chosen = pick_split(run, data, split)
     indices = parse_indices(index, len(chosen))
     if chosen.images is not None:
         images = chosen.images[indices]  # (N, C, S, S) uint8
@@ -221,19 +225,6 @@ def write_predictions(path: str | Path, predictions: list[dict[str, Any]]) -> Pa
         raise ConfigError(f"--out {path} must end in .csv or .json")
     write_text_atomic(path, text)
     return path
-
-
-def format_predictions(predictions: list[dict[str, Any]]) -> str:
-    """One line per image: the path (and the true label when known), then each label with its probability."""
-    width = min(60, max(len(p["path"]) for p in predictions))
-    return "\n".join(
-        f"{p['path']:<{width}}  "
-        + (f"true {p['true']}  predicted " if "true" in p else "")
-        + "  ".join(
-            f"{label} {prob:.3f}" for label, prob in zip(p["labels"], p["probabilities"], strict=True)
-        )
-        for p in predictions
-    )
 
 
 def _skip(path: Path, reason: str) -> None:

@@ -1,9 +1,12 @@
-"""Progress of an epoch: a bar with running loss, accuracy and images/s on a terminal, plain lines elsewhere."""
+"""Progress of an epoch: a bar with running loss, accuracy and images/s on a terminal or in a notebook,
+plain lines elsewhere."""
 
 from __future__ import annotations
 
 import sys
 import time
+
+from convtrain.notebook import in_notebook
 
 
 class Progress:
@@ -13,7 +16,11 @@ class Progress:
         self.total, self.title, self.log_every = total, title, log_every
         self.started = time.perf_counter()
         self.bar = None
-        if enabled and sys.stderr.isatty():
+        if enabled and in_notebook():  # a widget bar in Jupyter, which has no terminal
+            from tqdm.notebook import tqdm as notebook_tqdm
+
+            self.bar = notebook_tqdm(total=total, desc=title, leave=False)
+        elif enabled and sys.stderr.isatty():
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, desc=title, leave=False, dynamic_ncols=True, file=sys.stderr)

@@ -11,32 +11,28 @@ so report.html can be mailed or archived on its own.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from convtrain.checkpoint import load_model, read_model_card, tested_weights
+from convtrain.data.pixels import denormalize
 from convtrain.errors import ConvtrainError
 from convtrain.report_html import Page, write_report
-from convtrain.runfolder import read_metrics
+from convtrain.rundir import RunDir
 from convtrain.runtime import pick_device
 
 GRID_IMAGES = 32  # sample predictions shown
 WORST_IMAGES = 24  # misclassified images shown, highest loss first
 
 
-def make_run_pictures(run_dir: str | Path, data_dir: str | None = None, device: str = "auto") -> Path:
+def make_run_pictures(run: str | Path | RunDir, data_dir: str | None = None, device: str = "auto") -> Path:
     """Make every picture of a run in <run>/plots/ and write <run>/report.html; returns the report's path."""
-    from convtrain.metrics import read_run_config
-
-    run_dir = Path(run_dir)
-    page = Page(run_dir, read_model_card(run_dir), read_run_config(run_dir), _read_results(run_dir))
-    plots = run_dir / "plots"
+    run = RunDir.of(run)
+    page = Page(run, run.card, run.read_config(), run.results)
+    plots = run.plots_dir
     _curves(page, plots)
     try:
-        model, _ = load_model(run_dir, None, pick_device(device))  # the weights the final test measured
+        model, _ = run.load_model(None, pick_device(device))  # the weights the final test measured
     except ConvtrainError as error:
         page.notes.append(f"no model pictures: {error}")
         return write_report(page)
@@ -51,7 +47,7 @@ def make_run_pictures(run_dir: str | Path, data_dir: str | None = None, device: 
 def _curves(page: Page, plots: Path) -> None:
     from convtrain.plots import plot_curves
 
-    history = read_metrics(page.run_dir)
+    history = page.run.history
     if not history:
         page.notes.append("metrics.csv has no epochs yet, so there are no training curves")
         return
@@ -70,16 +66,11 @@ def _filters(page: Page, model: torch.nn.Module, plots: Path) -> None:
 
 def _evaluation(page: Page, model: torch.nn.Module, plots: Path, data_dir: str | None) -> None:
     """Evaluate on the test split (else the validation split) and draw what the numbers mean."""
-    from convtrain.metrics import (
-        load_run_data,
-        metrics_from_logits,
-        pick_split,
-        split_logits,
-        write_evaluation,
-    )
+    from convtrain.evaluation import load_run_data, pick_split, split_logits
+    from convtrain.metrics import metrics_from_logits
 
     try:
-        data = load_run_data(page.card, page.config, data_dir)
+        data = load_run_data(page.run, data_dir)
     except ConvtrainError as error:
         page.notes.append(f"no evaluation pictures: the dataset could not be read ({error})")
         return
@@ -87,7 +78,7 @@ def _evaluation(page: Page, model: torch.nn.Module, plots: Path, data_dir: str |
     split_name, split = None, None
     for name in ("test", "val"):
         try:
-            split_name, split = name, pick_split(page.run_dir, data, name)
+            split_name, split = name, pick_split(page.run, data, name)
             break
         except ConvtrainError as error:
             page.notes.append(f"no {name} evaluation: {error}")
@@ -96,13 +87,13 @@ def _evaluation(page: Page, model: torch.nn.Module, plots: Path, data_dir: str |
     logits, labels = split_logits(model, data, split)
     classes = list(page.card["classes"])
     result = {
-        "run": str(page.run_dir),
+        "run": str(page.run.path),
         "split": split_name,
-        "checkpoint": f"{tested_weights(page.run_dir)}.pt",
+        "checkpoint": f"{page.run.tested_weights()}.pt",
         "tta": False,
     }
     result.update(metrics_from_logits(logits, labels, classes, top_losses=WORST_IMAGES))
-    write_evaluation(page.run_dir, result)
+    page.run.write_evaluation(result)
     page.evaluation = result
     _evaluation_pictures(page, plots, split.images, logits, labels, classes)
 
@@ -126,9 +117,7 @@ def _batch(page: Page, data, plots: Path) -> None:
         workers=0,
     )
     x, y = next(iter(loader))  # (B, C, H, W) normalised; y (B,) or (B, K) soft targets with mixing
-    mean = torch.tensor(data.mean).view(1, -1, 1, 1)
-    std = torch.tensor(data.std).view(1, -1, 1, 1)
-    pixels = ((x * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)  # (B, C, H, W)
+    pixels = denormalize(x, data.mean, data.std)  # (B, C, H, W) uint8
     labels = y if y.dim() == 1 else y.argmax(1)
     captions = [data.classes[int(k)] for k in labels]
     page.pictures["batch"] = plot_image_grid(
@@ -175,11 +164,3 @@ def _evaluation_pictures(page: Page, plots: Path, images, logits, labels, classe
         )
     else:
         page.notes.append(f"no misclassified images in the {split} split")
-
-
-def _read_results(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "results.json"
-    try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except json.JSONDecodeError:
-        return {}

@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from convtrain.checkpoint import write_text_atomic
+from convtrain.files import write_text_atomic
+from convtrain.rundir import RunDir
 
 
 @dataclass
 class Page:
     """What report.html shows, gathered before any HTML is written."""
 
-    run_dir: Path
+    run: RunDir
     card: dict[str, Any]
     config: dict[str, Any]
     results: dict[str, Any]
@@ -47,7 +48,7 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums} .big{font-size:1.6
 def write_report(page: Page) -> Path:
     """Write report.html from a Page (atomically); returns its path."""
     card = page.card
-    name = page.run_dir.resolve().name
+    name = page.run.path.resolve().name
     shape = f"{card['in_channels']}x{card['image_size']}x{card['image_size']}"
     parts = [
         f"<h1>convtrain run {_e(name)}</h1>",
@@ -80,9 +81,7 @@ def write_report(page: Page) -> Path:
         f"<link rel='icon' href='data:,'><title>convtrain run {_e(name)}</title><style>{STYLE}</style></head>\n"
         "<body>\n" + "\n".join(p for p in parts if p) + "\n</body></html>\n"
     )
-    path = page.run_dir / "report.html"
-    write_text_atomic(path, document)
-    return path
+    return write_text_atomic(page.run.report_path, document)
 
 
 def _summary(page: Page) -> str:

@@ -28,6 +28,7 @@ import torch
 
 from convtrain.data.augment import Augment
 from convtrain.data.dataset import Split
+from convtrain.data.pixels import scale_and_shift
 from convtrain.errors import ConfigError, ConvtrainError
 
 
@@ -97,11 +98,7 @@ class _Batches:
         self.num_classes = num_classes if num_classes else int(split.labels.max()) + 1
         self.channels_last = channels_last
         self.epoch = 0
-        # (x / 255 - mean) / std == x * scale + shift: one fused op per batch, on uint8 or float x.
-        std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)  # (1, C, 1, 1)
-        mean_t = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-        self.scale = (1 / (255 * std_t)).to(self.device)
-        self.shift = (-mean_t / std_t).to(self.device)
+        self.scale, self.shift = scale_and_shift(mean, std, self.device)  # (1, C, 1, 1) each
         try:  # draws stay on the device, so augmenting never waits on a host round trip
             self.generator = torch.Generator(device=self.device)
         except RuntimeError:

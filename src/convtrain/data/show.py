@@ -9,7 +9,6 @@ a 9 shows up here at once.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import torch
@@ -17,7 +16,9 @@ import torch
 from convtrain.data.augment import parse_augment
 from convtrain.data.dataset import ImageData
 from convtrain.data.loader import make_loader
+from convtrain.data.pixels import denormalize
 from convtrain.errors import ConfigError
+from convtrain.files import atomic_write
 
 
 def save_batch_grid(
@@ -32,9 +33,7 @@ def save_batch_grid(
     augment = parse_augment(augment_spec)
     loader = make_loader(data.train, data, count, "cpu", train=True, augment=augment, seed=seed, workers=0)
     x, y = next(iter(loader))  # (B, C, H, W) normalised
-    mean = torch.tensor(data.mean).view(1, -1, 1, 1)
-    std = torch.tensor(data.std).view(1, -1, 1, 1)
-    pixels = (x * std + mean).clamp(0, 1).permute(0, 2, 3, 1)  # (B, H, W, C) back on the 0-1 scale
+    pixels = denormalize(x, data.mean, data.std).permute(0, 2, 3, 1).float() / 255  # (B, H, W, C) on 0-1
 
     cols = math.ceil(math.sqrt(len(x)))
     rows = math.ceil(len(x) / cols)
@@ -61,12 +60,7 @@ def save_batch_grid(
     fig.suptitle(f"{data.name}: augment {augment_spec}", fontsize=9)
     fig.tight_layout()
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")  # written whole, then renamed: never half a PNG
-    fig.savefig(tmp, dpi=100, format="png")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda file: fig.savefig(file, dpi=100, format="png"))
 
 
 def _caption(target: torch.Tensor, classes: list[str]) -> str:

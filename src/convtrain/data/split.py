@@ -2,21 +2,17 @@
 
 Every class gives up the same share of its images, so a rare class is not left out of validation by
 chance, and the same seed always picks the same images. The indices go to `split.json` in the run
-folder, so `convtrain evaluate` can score a run on exactly the images it never trained on.
+folder (RunDir.write_split), so `convtrain evaluate` can score a run on exactly the images it never
+trained on.
 
     >>> train_idx, val_idx = split_indices(labels, val_split=0.1, seed=0)
-    >>> save_split(run_dir / "split.json", train_idx, val_idx)
 """
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import torch
 
-from convtrain.errors import CheckpointError, ConfigError
+from convtrain.errors import ConfigError
 
 
 def split_indices(labels: torch.Tensor, val_split: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,30 +74,3 @@ def _per_class_counts(class_sizes: torch.Tensor, n_val: int) -> torch.Tensor:
     for k in ranked[:leftover]:
         counts[k] += 1
     return counts
-
-
-def save_split(path: str | Path, train_idx: torch.Tensor, val_idx: torch.Tensor) -> None:
-    """Write the split as JSON, atomically (a crash never leaves half a file)."""
-    path = Path(path)
-    payload = {"train": train_idx.tolist(), "val": val_idx.tolist()}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, separators=(",", ":")))
-    os.replace(tmp, path)
-
-
-def load_split(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """Read (train_idx, val_idx) written by save_split."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path} does not exist; this run folder has no saved train/validation split")
-    try:
-        payload = json.loads(path.read_text())
-        train = torch.tensor(payload["train"], dtype=torch.long)
-        val = torch.tensor(payload["val"], dtype=torch.long)
-    except (ValueError, KeyError, TypeError):
-        raise CheckpointError(
-            f"{path} is not a valid split file (JSON with 'train' and 'val' index lists)"
-        ) from None
-    if train.dim() != 1 or val.dim() != 1:
-        raise CheckpointError(f"{path} is not a valid split file (JSON with 'train' and 'val' index lists)")
-    return train, val

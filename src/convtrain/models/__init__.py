@@ -26,7 +26,7 @@ from convtrain.errors import ConfigError
 Builder = Callable[[int, int, int], nn.Module]  # (in_channels, num_classes, image_size) -> network
 
 # Modules in this folder that hold no registered models.
-_NOT_FAMILIES = {"summary"}
+_NOT_FAMILIES = {"summary", "hooks"}
 
 
 @dataclass(frozen=True)

@@ -154,7 +154,7 @@ class FastNet(nn.Module):
         """Whiten from training images (N, C, H, W), normalised as the loader gives them."""
         self.whiten.fit(images)
 
-    def parameter_groups(self, config) -> list[dict]:
+    def parameter_groups(self, lr: float, weight_decay: float) -> list[dict]:
         """Two optimizer groups: BN shifts at bias_lr_scale x the lr, the rest at the lr.
 
         The shifts' weight decay is divided by the same factor, so lr x decay, the fraction a
@@ -167,8 +167,8 @@ class FastNet(nn.Module):
         others = [p for p in self.parameters() if p.requires_grad and id(p) not in ids]
         scale = self.bias_lr_scale
         return [
-            {"params": others, "lr": config.lr, "weight_decay": config.weight_decay},
-            {"params": norm_biases, "lr": config.lr * scale, "weight_decay": config.weight_decay / scale},
+            {"params": others, "lr": lr, "weight_decay": weight_decay},
+            {"params": norm_biases, "lr": lr * scale, "weight_decay": weight_decay / scale},
         ]
 
 

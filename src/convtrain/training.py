@@ -12,124 +12,70 @@ CPU-GPU sync point.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from convtrain import distributed
-from convtrain.checkpoint import load_checkpoint, save_checkpoint
+from convtrain.checkpoint import TrainState
 from convtrain.config import TrainConfig
 from convtrain.errors import ConvtrainError
-from convtrain.evaluate import evaluation_sums, metrics_from_sums
+from convtrain.evaluation import evaluation_sums
 from convtrain.job import Job, prepare_job
+from convtrain.metrics import metrics_from_sums
 from convtrain.optim import WeightAverage, build_optimizer, build_scheduler
-from convtrain.runfolder import write_json, write_metrics
-from convtrain.runtime import autocast, grad_scaler, rng_state, set_rng_state
-
-
-@dataclass
-class Run:
-    """What a finished (or stopped) training run leaves: its folder, history and best model."""
-
-    dir: Path
-    config: TrainConfig
-    history: list[dict[str, Any]] = field(default_factory=list)
-    results: dict[str, Any] = field(default_factory=dict)
-    model: nn.Module | None = None
-
-    @property
-    def best_path(self) -> Path:
-        return self.dir / "best.pt"
-
-    @property
-    def last_path(self) -> Path:
-        return self.dir / "last.pt"
+from convtrain.rundir import RunDir
+from convtrain.runtime import autocast, grad_scaler
 
 
 class NonFiniteLoss(ConvtrainError):
     """The loss became NaN or infinite."""
 
 
-def train(config: TrainConfig | None = None, **overrides: Any) -> Run:
-    """Train a model and return its Run. Keyword arguments override fields of `config`."""
+def train(config: TrainConfig | None = None, **overrides: Any) -> RunDir:
+    """Train a model and return its run folder, with config, history, results and model filled in.
+
+    Keyword arguments override fields of `config`, which is never changed: calling this twice with
+    the same config and no `out` trains into two folders (runs/x, runs/x-2).
+    """
     config = config or TrainConfig()
     if overrides:
         config = config.replace(**overrides)
     return fit(config)
 
 
-def fit(config: TrainConfig) -> Run:
+def fit(config: TrainConfig) -> RunDir:
     job = prepare_job(config)
     try:
         return _fit(job)
     finally:
+        job.close()
         distributed.stop()
 
 
-def _fit(job: Job) -> Run:
-    config, model, device = job.config, job.model, job.device
+def _fit(job: Job) -> RunDir:
+    config, model, device, run = job.config, job.model, job.device, job.run
     optimizer = build_optimizer(model, config)
     scheduler = build_scheduler(optimizer, config, len(job.train_loader))
     scaler = grad_scaler(config.precision, device)
     average = WeightAverage(model, config.ema) if config.ema else None
-    history: list[dict[str, Any]] = []
-    best_value, best_weights, start_epoch, step = None, None, 0, 0
-    before: dict[str, float] = {}  # the epoch-eval split measured before training (--eval-before)
-
+    state = TrainState(model, optimizer, scheduler, scaler, average, config=config.to_dict())
+    best_weights = None
     if config.resume:
-        state = load_checkpoint(job.run_dir / "last.pt", map_location=device)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        if average is not None and state.get("ema") is not None:
-            average.load_state_dict(state["ema"])
-        set_rng_state(state["rng"])
-        history, best_value = state["history"], state["best_value"]
-        best_weights = load_checkpoint(job.run_dir / "best.pt", map_location=device)["model"]
-        start_epoch, step = state["epoch"] + 1, state["step"]
-        before = state.get("before") or {}
-        job.log(f"resumed {job.run_dir} after epoch {start_epoch} (step {step})")
+        state.load_state_dict(run.load_state("last", device))
+        best_weights = run.load_state("best", device)["model"]
+        job.log(f"resumed {run.path} after epoch {state.epoch + 1} (step {state.step})")
 
-    def save_last(epoch: int) -> None:
-        state = {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(),
-            "ema": average.state_dict() if average else None,
-            "rng": rng_state(),
-            "epoch": epoch,
-            "step": step,
-            "history": history,
-            "best_value": best_value,
-            "config": config.to_dict(),
-            "before": before,
-        }
-        save_checkpoint(job.run_dir / "last.pt", state)
-
-    stop_reason, training_seconds = "", sum(row["seconds"] for row in history)
+    stop_reason, training_seconds = "", sum(row["seconds"] for row in state.history)
     if config.eval_before and not config.resume:
-        measured = validate(job, average)
-        if measured:
-            job.log(
-                f"before training: {config.epoch_eval} loss {measured['loss']:.4f}  "
-                f"accuracy {100 * measured['accuracy']:.2f}%"
-            )
-            before = {f"before_{config.epoch_eval}_{k}": measured[k] for k in ("loss", "accuracy")}
-        else:
-            job.log(
-                "--eval-before: there is no validation split to measure (set --val-split or --epoch-eval test)"
-            )
+        state.before = _measure_before(job, average)
     try:
-        for epoch in range(start_epoch, config.epochs):
+        for epoch in range(state.epoch + 1, config.epochs):
             job.train_loader.set_epoch(epoch)
             started = time.perf_counter()
-            train_stats = train_one_epoch(job, optimizer, scheduler, scaler, average, epoch, step)
-            step += train_stats["steps"]
+            train_stats = train_one_epoch(job, optimizer, scheduler, scaler, average, epoch, state.step)
+            state.step += train_stats["steps"]
             seconds = time.perf_counter() - started
             training_seconds += seconds
             val = validate(job, average)
@@ -143,48 +89,68 @@ def _fit(job: Job) -> Run:
                 "seconds": seconds,
                 "images_per_second": train_stats["images"] / seconds,
             }
-            history.append(row)
+            state.history.append(row)
+            state.epoch = epoch
             value = _monitored(row, config.monitor, train_stats)
-            improved = best_value is None or (
-                value < best_value if config.monitor == "val_loss" else value > best_value
+            improved = state.best_value is None or (
+                value < state.best_value if config.monitor == "val_loss" else value > state.best_value
             )
             if improved:
-                best_value = value
+                state.best_value = value
                 weights = average.state_dict() if average else model.state_dict()
                 best_weights = {k: v.detach().clone() for k, v in weights.items()}  # every rank keeps its own
             if distributed.is_main():
                 if improved:
-                    save_checkpoint(
-                        job.run_dir / "best.pt",
-                        {"model": best_weights, "epoch": epoch + 1, config.monitor: value},
+                    run.save_weights(
+                        "best", {"model": best_weights, "epoch": epoch + 1, config.monitor: value}
                     )
-                save_last(epoch)
-                write_metrics(job.run_dir, history)
+                run.save_weights("last", state.state_dict())
+                run.write_metrics(state.history)
                 job.log_epoch(row, config.epochs, improved)
-            epochs_since_best = len(history) - 1 - _best_index(history, config.monitor)
-            if config.max_steps and step >= config.max_steps:
-                stop_reason = f"reached --max-steps {config.max_steps}"
-            elif config.patience and epochs_since_best >= config.patience:
-                stop_reason = f"early stop: {config.monitor} has not improved for {config.patience} epochs"
-            elif config.max_time and training_seconds >= config.max_time:
-                stop_reason = f"reached --max-time {config.max_time:g}s"
+            stop_reason = _stop_reason(config, state, training_seconds)
             if stop_reason:
                 job.log(stop_reason)
                 break
     except KeyboardInterrupt:
         job.log(
-            f"interrupted; last.pt holds epoch {len(history)}. Continue with: convtrain train --resume {job.run_dir}"
+            f"interrupted; last.pt holds epoch {len(state.history)}. Continue with: convtrain train --resume {run.path}"
         )
-        job.close()
-        return Run(job.run_dir, config, history, {"interrupted": True}, model)
+        run.remember(config=config, history=state.history, results={"interrupted": True}, model=model)
+        return run
 
     if config.test_weights == "last":
         tested = average.state_dict() if average else model.state_dict()
     else:
         tested = best_weights
-    results = finish(job, history, tested, training_seconds, stop_reason, before)
-    job.close()
-    return Run(job.run_dir, config, history, results, model)
+    results = finish(job, state.history, tested, training_seconds, stop_reason, state.before)
+    run.remember(config=config, history=state.history, results=results, model=model.eval())
+    return run
+
+
+def _measure_before(job: Job, average: WeightAverage | None) -> dict[str, float]:
+    """--eval-before: the epoch-eval split measured with the untrained weights."""
+    split = job.config.epoch_eval
+    measured = validate(job, average)
+    if not measured:
+        job.log(
+            "--eval-before: there is no validation split to measure (set --val-split or --epoch-eval test)"
+        )
+        return {}
+    job.log(
+        f"before training: {split} loss {measured['loss']:.4f}  accuracy {100 * measured['accuracy']:.2f}%"
+    )
+    return {f"before_{split}_{k}": measured[k] for k in ("loss", "accuracy")}
+
+
+def _stop_reason(config: TrainConfig, state: TrainState, training_seconds: float) -> str:
+    epochs_since_best = len(state.history) - 1 - _best_index(state.history, config.monitor)
+    if config.max_steps and state.step >= config.max_steps:
+        return f"reached --max-steps {config.max_steps}"
+    if config.patience and epochs_since_best >= config.patience:
+        return f"early stop: {config.monitor} has not improved for {config.patience} epochs"
+    if config.max_time and training_seconds >= config.max_time:
+        return f"reached --max-time {config.max_time:g}s"
+    return ""
 
 
 def train_one_epoch(
@@ -297,7 +263,7 @@ def finish(
             f"test: loss {test['loss']:.4f}  accuracy {100 * test['accuracy']:.2f}% on {test['count']} images ({checkpoint})"
         )
     if distributed.is_main():
-        write_json(job.run_dir / "results.json", results)
+        job.run.write_results(results)
         if job.config.plots:
             job.make_pictures()
     return results
@@ -323,5 +289,5 @@ def _check_finite(finite_steps: torch.Tensor, steps: int, first_step: int, epoch
     if finite < steps:
         raise NonFiniteLoss(
             f"loss became non-finite at step {first_step + finite} (epoch {epoch + 1}); lower --lr, add --grad-clip 1.0 "
-            f"or use --precision fp32. The last good checkpoint is {job.run_dir / 'last.pt'}"
+            f"or use --precision fp32. The last good checkpoint is {job.run.last_path}"
         )

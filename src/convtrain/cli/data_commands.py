@@ -1,0 +1,90 @@
+"""Looking at data and models before training: `data info`, `data show`, `models`, `recipes`.
+
+convtrain data info mnist --json
+convtrain data show cifar10 --augment flip,crop:4
+convtrain models --summary resnet18
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+
+from convtrain.cli.commands import Add
+
+
+def register(command: Add) -> None:
+    data = command("data", None, "inspect datasets").add_subparsers(
+        dest="data_command", metavar="ACTION", required=True
+    )
+    for name, handler, help_text in (
+        ("info", cmd_data_info, "images per split and class, shape, mean/std"),
+        ("show", cmd_data_show, "a labelled grid of a training batch"),
+    ):
+        sub = data.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        sub.add_argument("name", help="mnist, fashion-mnist, cifar10, cifar100, folder:PATH or npz:PATH")
+        sub.add_argument(
+            "--data-dir", default=None, help="dataset root (default $CONVTRAIN_DATA or ~/.cache/convtrain)"
+        )
+        sub.add_argument("--no-download", action="store_true", help="never download; use local files only")
+    info = data.choices["info"]
+    info.add_argument("--json", action="store_true", help="print JSON")
+    show = data.choices["show"]
+    show.add_argument("--augment", default="none", help="augmentations to show, e.g. flip,crop:4")
+    show.add_argument("--out", default=None, help="PNG file to write")
+    show.add_argument("--count", type=int, default=32, help="images in the grid")
+    show.add_argument("--seed", type=int, default=0)
+
+    models = command("models", cmd_models, "list the models with parameters and FLOPs per image")
+    models.add_argument(
+        "--summary", metavar="NAME", help="print one model's layers, output shapes and parameters"
+    )
+    models.add_argument("--channels", type=int, default=3)
+    models.add_argument("--image-size", type=int, default=32)
+    models.add_argument("--classes", type=int, default=10)
+
+    command("recipes", cmd_recipes, "list the packaged recipes (use with train --recipe NAME)")
+
+
+def cmd_data_info(args: argparse.Namespace) -> int:
+    from convtrain.data.info import dataset_info, format_info
+    from convtrain.data.registry import load_dataset
+
+    with warnings.catch_warnings():  # the notes are part of the printed table
+        if not args.json:
+            warnings.simplefilter("ignore")
+        info = dataset_info(load_dataset(args.name, args.data_dir, download=not args.no_download))
+    print(json.dumps(info, indent=2) if args.json else format_info(info))
+    return 0
+
+
+def cmd_data_show(args: argparse.Namespace) -> int:
+    from convtrain.data.registry import load_dataset
+    from convtrain.data.show import save_batch_grid
+
+    data = load_dataset(args.name, args.data_dir, download=not args.no_download)
+    out = args.out or f"{args.name.split(':')[0]}-batch.png"
+    save_batch_grid(data, out, augment_spec=args.augment, count=args.count, seed=args.seed)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from convtrain.models import build_model
+    from convtrain.models.summary import format_model_table, model_table, summarize
+
+    if args.summary:
+        model = build_model(args.summary, args.channels, args.classes, args.image_size)
+        print(summarize(model, (args.channels, args.image_size, args.image_size)))
+    else:
+        print(format_model_table(model_table(args.channels, args.image_size, args.classes)))
+    return 0
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    from convtrain.recipes import format_recipes
+
+    print(format_recipes())
+    return 0

@@ -1,0 +1,109 @@
+"""`convtrain train` and `convtrain lr-find`: their flags are made from the fields of TrainConfig.
+
+    convtrain train --recipe lenet5-mnist --epochs 5
+    convtrain lr-find --model lenet5 --optimizer adam
+
+Precedence, lowest first: defaults < recipe < --config file < flags; --resume starts from the run's
+own config.yaml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import fields
+
+from convtrain.cli.commands import Add
+from convtrain.config import TrainConfig, field_docs, read_yaml
+from convtrain.errors import ConfigError, ConvtrainError
+from convtrain.rundir import RunDir
+
+
+def register(command: Add) -> None:
+    add_config_flags(command("train", cmd_train, "train a model; writes a run folder"))
+    lr = command("lr-find", cmd_lr_find, "learning-rate range test: plot loss against lr, suggest one")
+    add_config_flags(lr)
+    lr.add_argument("--start", type=float, default=1e-5, help="smallest lr tried")
+    lr.add_argument("--end", type=float, default=10.0, help="largest lr tried")
+    lr.add_argument("--steps", type=int, default=100, help="number of steps (one lr each)")
+    lr.add_argument("--plot", default=None, help="where to write the plot (default lr-find.png)")
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field; defaults suppressed so only typed flags override a config file."""
+    docs = field_docs()
+    parser.add_argument("--config", help="YAML file of options (flags given here override it)")
+    for field in fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        kind = str(field.type)
+        help_text = f"{docs.get(field.name, '')} (default: {field.default})"
+        if kind == "bool":
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
+            )
+            continue
+        convert = {"int": int, "int | None": int, "float": float}.get(kind, str)
+        parser.add_argument(
+            flag, type=convert, default=argparse.SUPPRESS, metavar=field.name.upper(), help=help_text
+        )
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """defaults < recipe < --config file < flags; --resume starts from the run's own config.yaml."""
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    values: dict = {}
+    if given.get("resume"):
+        saved = RunDir(given["resume"]).config_path
+        if not saved.is_file():
+            raise ConfigError(f"cannot resume {given['resume']}: no config.yaml there; pass a run folder")
+        values.update(read_yaml(saved))
+        values["out"] = given["resume"]
+    elif given.get("recipe"):
+        from convtrain.recipes import load_recipe
+
+        values.update(load_recipe(given["recipe"]))
+        values["recipe"] = given["recipe"]
+    if args.config:
+        values.update(read_yaml(args.config))
+    values.update(given)
+    return TrainConfig.from_dict(values, source=args.config or "options")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    if config.nproc > 1 and "LOCAL_RANK" not in os.environ:
+        from convtrain.distributed import launch
+
+        return launch(config.nproc, _argv_without_nproc(sys.argv[1:]))
+    import torch
+
+    from convtrain.training import fit
+
+    try:
+        run = fit(config)
+    except torch.cuda.OutOfMemoryError:
+        raise ConvtrainError(
+            f"out of GPU memory at batch size {config.batch_size}; lower --batch-size or use --batch-size auto"
+        ) from None
+    return 130 if run.results.get("interrupted") else 0
+
+
+def _argv_without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == "--nproc":
+            skip = True
+        elif not item.startswith("--nproc="):
+            out.append(item)
+    return out
+
+
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from convtrain.lrfind import lr_find
+
+    result = lr_find(config_from_args(args), start=args.start, end=args.end, steps=args.steps, out=args.plot)
+    print(f"suggested lr: {result['suggested_lr']:.3g}  (plot: {result['plot']})")
+    return 0

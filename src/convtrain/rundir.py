@@ -1,0 +1,401 @@
+"""The run folder, and the one class that names, reads and writes every file in it.
+
+runs/mnist-mnist-cnn/
+  run.lock       held while a process trains into the folder: its pid, host and start time
+  config.yaml    the fully resolved TrainConfig
+  model.json     model card: architecture, classes, input size/channels, mean/std
+  split.json     the train/validation indices
+  metrics.csv    one row per epoch
+  best.pt        weights with the best monitored validation metric
+  last.pt        full training state for --resume
+  results.json   final metrics, test loss/accuracy
+  evaluation_<split>.json, per_class_<split>.csv, confusion_<split>.csv   from `convtrain evaluate`
+  plots/*.png, report.html   pictures and the report page
+  events.out.tfevents.*      TensorBoard scalars
+
+Every module goes through RunDir for these files, so there is one idea of what a run is. Files are
+replaced atomically, so `evaluate`, `predict`, `plot` and `export` may read a folder while it trains.
+
+    run = convtrain.load_run("runs/mnist-mnist-cnn")
+    run.results["test_acc"], run.history[-1], run.model
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from convtrain.checkpoint import load_checkpoint, save_checkpoint
+from convtrain.errors import CheckpointError, ConfigError
+from convtrain.files import write_json_atomic, write_text_atomic
+from convtrain.runlock import RunLock
+
+METRIC_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "lr",
+    "seconds",
+    "images_per_second",
+)
+CARD_KEYS = ("architecture", "classes", "in_channels", "image_size", "mean", "std")
+WEIGHTS = ("best", "last")
+
+
+class RunDir:
+    """A run folder: its file names, readers and writers. Read attributes (config, card, history,
+    results, model) load lazily from disk; a finished `convtrain.train` fills them from memory."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock: RunLock | None = None
+        self._loaded: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    @classmethod
+    def of(cls, run: str | Path | RunDir) -> RunDir:
+        """A RunDir as given, or one for a path."""
+        return run if isinstance(run, RunDir) else cls(run)
+
+    # ----- names -----
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def card_path(self) -> Path:
+        return self.path / "model.json"
+
+    @property
+    def split_path(self) -> Path:
+        return self.path / "split.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def results_path(self) -> Path:
+        return self.path / "results.json"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / "run.lock"
+
+    @property
+    def best_path(self) -> Path:
+        return self.path / "best.pt"
+
+    @property
+    def last_path(self) -> Path:
+        return self.path / "last.pt"
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.path / "plots"
+
+    @property
+    def report_path(self) -> Path:
+        return self.path / "report.html"
+
+    def weights_path(self, which: str) -> Path:
+        """best.pt, last.pt, or a .pt file given by path."""
+        if which in WEIGHTS:
+            return self.path / f"{which}.pt"
+        if which.endswith(".pt"):
+            return Path(which)
+        raise CheckpointError(f"weights {which!r} must be best, last or a .pt file of the run")
+
+    def evaluation_paths(self, split: str) -> tuple[Path, Path, Path]:
+        """evaluation_<split>.json, per_class_<split>.csv and confusion_<split>.csv."""
+        return (
+            self.path / f"evaluation_{split}.json",
+            self.path / f"per_class_{split}.csv",
+            self.path / f"confusion_{split}.csv",
+        )
+
+    # ----- creating and claiming -----
+    @classmethod
+    def new(cls, out: str | Path | None, dataset: str, model: str) -> RunDir:
+        """`out` as given, or runs/<dataset>-<model>, numbered -2, -3... when already taken."""
+        if out:
+            return cls(out)
+        base = Path("runs") / f"{dataset.split(':')[0]}-{model.replace(':', '-')}"
+        candidate, number = base, 2
+        while candidate.exists():
+            candidate = base.with_name(f"{base.name}-{number}")
+            number += 1
+        return cls(candidate)
+
+    def holds_run(self) -> bool:
+        return self.last_path.exists() or self.config_path.exists()
+
+    def claim(self, resume: bool) -> str:
+        """Take the folder for this process alone: a new run needs a folder without a run in it,
+        --resume one with last.pt. Returns a note when a dead holder's lock was taken over."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = RunLock(self.lock_path)
+        taken_over = self._lock.acquire(resume)
+        try:
+            if resume and not self.last_path.is_file():
+                raise ConfigError(
+                    f"cannot resume {self.path}: it has no last.pt; pass a run folder that trained an epoch"
+                )
+            if not resume and self.holds_run():
+                raise ConfigError(
+                    f"run folder {self.path} already holds a run; pass --resume {self.path} or another --out"
+                )
+        except BaseException:
+            self.release()
+            raise
+        return taken_over
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    # ----- config, card, split -----
+    def write_config(self, config) -> None:
+        import yaml
+
+        write_text_atomic(self.config_path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+    def read_config(self) -> dict[str, Any]:
+        """config.yaml as a dict of options (a run of an older convtrain may lack newer fields)."""
+        from convtrain.config import read_yaml
+
+        self._require_folder()
+        if not self.config_path.is_file():
+            raise CheckpointError(
+                f"run folder {self.path} has no config.yaml; it is not a complete convtrain run"
+            )
+        return read_yaml(self.config_path)
+
+    @property
+    def config(self):
+        """The run's TrainConfig, as resolved and saved when it started."""
+        if "config" not in self._loaded:
+            from convtrain.config import TrainConfig
+
+            self._loaded["config"] = TrainConfig.from_dict(self.read_config(), source=str(self.config_path))
+        return self._loaded["config"]
+
+    def write_card(self, card: dict[str, Any]) -> None:
+        write_json_atomic(self.card_path, card)
+
+    @property
+    def card(self) -> dict[str, Any]:
+        """The model card: architecture, classes, input channels/size and normalisation."""
+        if "card" not in self._loaded:
+            self._loaded["card"] = self._read_card()
+        return self._loaded["card"]
+
+    def _read_card(self) -> dict[str, Any]:
+        self._require_folder()
+        if not self.card_path.is_file():
+            raise CheckpointError(
+                f"run folder {self.path} has no model.json; it is not a complete convtrain run"
+            )
+        try:
+            card = json.loads(self.card_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise CheckpointError(
+                f"{self.card_path} is not valid JSON; restore it or retrain the run"
+            ) from None
+        if not isinstance(card, dict):
+            raise CheckpointError(f"{self.card_path} is not a JSON object; it is not a convtrain model card")
+        missing = [k for k in CARD_KEYS if k not in card]
+        if missing:
+            raise CheckpointError(
+                f"{self.card_path} lacks {', '.join(missing)}; it is not a convtrain model card"
+            )
+        _check_card(card, self.card_path)
+        return card
+
+    def write_split(self, train_idx: torch.Tensor, val_idx: torch.Tensor) -> None:
+        write_json_atomic(
+            self.split_path, {"train": train_idx.tolist(), "val": val_idx.tolist()}, compact=True
+        )
+
+    def read_split(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(train_idx, val_idx) as the run held them out."""
+        path = self.split_path
+        if not path.is_file():
+            raise CheckpointError(
+                f"{path} does not exist; this run folder has no saved train/validation split"
+            )
+        bad = f"{path} is not a valid split file (JSON with 'train' and 'val' index lists)"
+        try:
+            payload = json.loads(path.read_text())
+            train = torch.tensor(payload["train"], dtype=torch.long)
+            val = torch.tensor(payload["val"], dtype=torch.long)
+        except (ValueError, KeyError, TypeError, OverflowError, RuntimeError):
+            raise CheckpointError(bad) from None
+        if train.dim() != 1 or val.dim() != 1:
+            raise CheckpointError(bad)
+        return train, val
+
+    # ----- metrics and results -----
+    def write_metrics(self, history: list[dict[str, Any]]) -> None:
+        """Rewrite metrics.csv from the whole history (so a resumed run never keeps stale rows)."""
+        lines = [",".join(METRIC_COLUMNS)]
+        for row in history:
+            lines.append(",".join(_format(row.get(column, "")) for column in METRIC_COLUMNS))
+        write_text_atomic(self.metrics_path, "\n".join(lines) + "\n")
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        """metrics.csv as one dict per epoch (empty before the first epoch ends)."""
+        if "history" in self._loaded:
+            return self._loaded["history"]
+        if not self.metrics_path.is_file():
+            return []
+        with self.metrics_path.open() as file:
+            try:
+                return [
+                    {k: float(v) if v not in ("", None) else float("nan") for k, v in row.items()}
+                    for row in csv.DictReader(file)
+                ]
+            except (ValueError, TypeError):
+                raise CheckpointError(
+                    f"{self.metrics_path} is not a convtrain metrics file; restore it"
+                ) from None
+
+    def write_results(self, results: dict[str, Any]) -> None:
+        write_json_atomic(self.results_path, results)
+
+    @property
+    def results(self) -> dict[str, Any]:
+        """results.json (empty while the run trains)."""
+        if "results" in self._loaded:
+            return self._loaded["results"]
+        try:
+            values = json.loads(self.results_path.read_text()) if self.results_path.is_file() else {}
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return {}
+        return values if isinstance(values, dict) else {}
+
+    def write_evaluation(self, result: dict[str, Any]) -> list[Path]:
+        """evaluation_<split>.json, per_class_<split>.csv and confusion_<split>.csv."""
+        paths = self.evaluation_paths(result["split"])
+        write_json_atomic(paths[0], {**result, "files": [str(p) for p in paths]})
+        columns = ("class", "precision", "recall", "f1", "accuracy", "support")
+        rows = [",".join(columns)] + [",".join(_csv_cell(r[c]) for c in columns) for r in result["per_class"]]
+        write_text_atomic(paths[1], "\n".join(rows) + "\n")
+        names = [row["class"] for row in result["per_class"]]
+        rows = ["true\\predicted," + ",".join(_csv_cell(n) for n in names)] + [
+            ",".join([_csv_cell(name), *map(str, counts)])
+            for name, counts in zip(names, result["confusion"], strict=True)
+        ]
+        write_text_atomic(paths[2], "\n".join(rows) + "\n")
+        return list(paths)
+
+    # ----- weights -----
+    def save_weights(self, which: str, state: dict[str, Any]) -> None:
+        save_checkpoint(self.weights_path(which), state)
+
+    def load_state(self, which: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+        return load_checkpoint(self.weights_path(which), map_location)
+
+    def tested_weights(self) -> str:
+        """'best' or 'last': the weights the run's final test measured (test_weights in config.yaml)."""
+        choice = self.read_config().get("test_weights", "best") if self.config_path.is_file() else "best"
+        return choice if choice in WEIGHTS else "best"
+
+    def load_model(self, which: str | None = None, device: str | torch.device = "cpu"):
+        """(network rebuilt from the card with its weights loaded, in eval mode; card).
+
+        `which` is 'best', 'last' or a .pt path; None takes the weights the run's final test measured.
+        With EMA the averaged weights are loaded: best.pt holds only those, last.pt both.
+        """
+        from convtrain.models import build_model
+
+        card = self.card
+        which = which or self.tested_weights()
+        path = self.weights_path(which)
+        state = load_checkpoint(path, map_location=device)
+        model = build_model(
+            card["architecture"], card["in_channels"], len(card["classes"]), card["image_size"]
+        )
+        weights = state["ema"] if state.get("ema") is not None else state["model"]
+        try:
+            model.load_state_dict(weights)
+        except (RuntimeError, TypeError, AttributeError) as error:
+            detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise CheckpointError(
+                f"checkpoint {path} does not fit {card['architecture']} with {len(card['classes'])} classes "
+                f"({detail[:160]}); it belongs to another architecture or class count"
+            ) from None
+        return model.to(device).eval(), card
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The network with the weights the final test measured, on the CPU, in eval mode."""
+        if "model" not in self._loaded:
+            self._loaded["model"] = self.load_model()[0]
+        return self._loaded["model"]
+
+    def remember(self, **values: Any) -> None:
+        """Keep values known in memory (config, history, results, model) instead of reading them back."""
+        self._loaded.update(values)
+
+    # ----- in a notebook -----
+    def _repr_html_(self) -> str:
+        from convtrain.notebook import run_html
+
+        return run_html(self)
+
+    def _require_folder(self) -> None:
+        if not self.path.is_dir():
+            raise CheckpointError(
+                f"run folder {self.path} does not exist; pass the folder `convtrain train` wrote"
+            )
+
+
+def _check_card(card: dict[str, Any], path: Path) -> None:
+    """A card whose values would build a nonsense network is refused here, not deep inside torch."""
+    ok = (
+        isinstance(card["architecture"], str)
+        and isinstance(card["classes"], list)
+        and len(card["classes"]) >= 1
+        and card["in_channels"] in (1, 3)
+        and isinstance(card["image_size"], int)
+        and not isinstance(card["image_size"], bool)
+        and 1 <= card["image_size"] <= 4096
+        and all(
+            isinstance(card[k], list)
+            and len(card[k]) == card["in_channels"]
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in card[k])
+            for k in ("mean", "std")
+        )
+        and all(v > 0 for v in card["std"])
+    )
+    if not ok:
+        raise CheckpointError(
+            f"{path} has invalid values (architecture, classes, in_channels 1/3, image_size, mean/std per channel); "
+            "restore it or retrain the run"
+        )
+    card["classes"] = [str(name) for name in card["classes"]]
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _csv_cell(value: Any) -> str:
+    text = f"{value:.6g}" if isinstance(value, float) else str(value)
+    return f'"{text.replace(chr(34), chr(34) * 2)}"' if any(c in text for c in ',"\n') else text
