@@ -62,7 +62,19 @@ def test_class_names(tmp_path):
     more = read_npz(
         _save(tmp_path, x_train=_rgb(), y_train=np.arange(6) % 2, classes=np.array(["a", "b", "c"]))
     )
-    assert more.num_classes == 3 and "'c' has no training images" in more.notes[0]
+    assert more.num_classes == 3 and more.notes == [
+        f"{tmp_path / 'd.npz'}: 1 of 3 classes have no training images: 'c'"
+    ]
+
+
+def test_labels_that_skip_values_give_one_note_with_a_count(tmp_path):
+    """Labels 0, 50 and 98 make 99 classes, 96 of them empty: one line, not 96."""
+    x = np.zeros((6, 4, 4), np.uint8)
+    data = read_npz(_save(tmp_path, x_train=x, y_train=np.array([0, 50, 98, 0, 50, 98])))
+    assert data.num_classes == 99 and len(data.notes) == 1
+    assert data.notes[0].endswith(
+        "96 of 99 classes have no training images: '1', '2', '3', '4', '5' and 91 more"
+    )
 
 
 def test_conversion_recomputes_mean_std(tiny_npz):

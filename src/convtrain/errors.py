@@ -28,3 +28,12 @@ class CheckpointError(ConvtrainError):
 
 class ImageError(ConvtrainError):
     """An image file that cannot be read or converted."""
+
+
+def reason(error: BaseException) -> str:
+    """A library's exception as one line ('Type: message'), for the end of a ConvtrainError message.
+
+    Parsers of outside bytes (pickle, zipfile, PIL, gzip) put newlines in some of their messages.
+    """
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -26,7 +26,7 @@ import torch
 
 from convtrain.data.dataset import ImageData, Split
 from convtrain.data.download import download_file, md5_matches
-from convtrain.errors import DataError
+from convtrain.errors import DataError, reason
 
 if TYPE_CHECKING:
     from convtrain.data.registry import DatasetSpec
@@ -98,9 +98,7 @@ def load_pickle(raw: bytes, where: str) -> object:
     except DataError as e:
         raise DataError(f"{where}: {e}; the file is not an official copy, replace it") from None
     except Exception as e:  # malformed pickles raise nearly anything (EOFError, ValueError, KeyError, ...)
-        raise DataError(
-            f"{where} is not a readable CIFAR pickle ({type(e).__name__}: {e}); replace it"
-        ) from None
+        raise DataError(f"{where} is not a readable CIFAR pickle ({reason(e)}); replace it") from None
 
 
 # ----- checking and reading the batches -----
@@ -147,16 +145,21 @@ def _class_names(folder: Path, layout: Layout, spec: DatasetSpec, shown: str) ->
         return list(spec.classes)  # the meta file only repeats the official names
     meta = _as_dict(load_pickle(path.read_bytes(), f"{shown}/{layout.meta}"), f"{shown}/{layout.meta}")
     names = meta.get(layout.names)
+    if isinstance(names, list) and all(isinstance(n, (bytes, str)) for n in names):
+        try:  # the official names are ASCII bytes; a damaged file may hold bytes that are not text
+            names = [n.decode() if isinstance(n, bytes) else n for n in names]
+        except UnicodeDecodeError:
+            names = None
     if (
         not isinstance(names, list)
-        or not all(isinstance(n, (bytes, str)) for n in names)
+        or not all(isinstance(n, str) for n in names)
         or len(set(names)) != len(names)
         or len(names) != len(spec.classes)
     ):
         raise DataError(
             f"{shown}/{layout.meta}: {layout.names.decode()!r} must list {len(spec.classes)} distinct class names"
         )
-    return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    return names
 
 
 def read_batches(folder: Path, spec: DatasetSpec, shown: str) -> tuple[Split, Split, list[str]]:
@@ -205,9 +208,8 @@ def safe_extract(archive: Path, target: Path) -> None:
                 _check_member(member, archive)
                 tar.extract(member, target, **EXTRACT_FILTER)
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-        reason = " ".join(str(e).split())  # one line, whatever the library put in its message
         raise DataError(
-            f"cannot unpack {archive} ({reason}): it is corrupt or truncated; delete it and download again"
+            f"cannot unpack {archive} ({reason(e)}): it is corrupt or truncated; delete it and download again"
         ) from None
 
 

@@ -21,7 +21,7 @@ from PIL import Image
 
 from convtrain.data.dataset import ImageData, Split
 from convtrain.data.info import channel_stats
-from convtrain.errors import DataError, ImageError
+from convtrain.errors import DataError, ImageError, reason
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
@@ -74,7 +74,7 @@ def decode_image(
             channels = channels or (1 if im.mode in GRAY_MODES else 3)
             pixels = np.array(im.convert("L" if channels == 1 else "RGB"))  # (H, W) or (H, W, 3)
     except PIL_ERRORS as e:
-        raise ImageError(f"cannot read image {path}: {e}") from None
+        raise ImageError(f"cannot read image {path} ({reason(e)})") from None
     x = torch.from_numpy(pixels).view(*pixels.shape[:2], channels).permute(2, 0, 1)  # (C, H, W)
     if image_size is not None:
         x = resize_images(x[None], image_size)[0]
@@ -104,7 +104,7 @@ def _probe(path: Path) -> tuple[tuple[int, int], str] | str:
         with Image.open(path) as im:
             return im.size, im.mode
     except PIL_ERRORS as e:
-        return str(e)
+        return reason(e)
 
 
 def _scan(trees: dict[str, Path]) -> tuple[list[str], dict[str, list[tuple[Path, int]]], dict, list]:
@@ -150,10 +150,15 @@ def _refuse_bad_files(bad: list[tuple[Path, str]], root: Path) -> DataError:
     )
 
 
+def first_few(names: list[str]) -> str:
+    """'a, b, c, d, e and 44 more': a long list of names kept to one short line."""
+    more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
+    return ", ".join(names[:SHOWN]) + more
+
+
 def _skipped_note(bad: list[tuple[Path, str]], root: Path) -> str:
-    names = ", ".join(str(p.relative_to(root)) for p, _ in bad[:SHOWN])
-    more = f" and {len(bad) - SHOWN} more" if len(bad) > SHOWN else ""
-    return f"skipped {len(bad)} files in {root} that are not readable images: {names}{more}"
+    names = first_few([str(p.relative_to(root)) for p, _ in bad])
+    return f"skipped {len(bad)} files in {root} that are not readable images: {names}"
 
 
 def _geometry(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import zlib
 from importlib import resources
 from pathlib import Path
@@ -21,7 +22,7 @@ import torch
 
 from convtrain.data.dataset import ImageData, Split
 from convtrain.data.download import download_file, md5_matches
-from convtrain.errors import DataError
+from convtrain.errors import DataError, reason
 
 if TYPE_CHECKING:
     from convtrain.data.registry import DataFile, DatasetSpec
@@ -37,7 +38,7 @@ def read_bytes(path: Path) -> bytes:
         raw = Path(path).read_bytes()
         return gzip.decompress(raw) if raw[:2] == GZIP_MAGIC else raw
     except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError; a cut-off gzip is an EOFError
-        raise DataError(f"cannot read {path}: {e} (corrupt or truncated; replace the file)") from None
+        raise DataError(f"cannot read {path} ({reason(e)}): corrupt or truncated; replace the file") from None
 
 
 def parse_idx(raw: bytes, path: str | Path, kind: str) -> np.ndarray:
@@ -57,7 +58,7 @@ def parse_idx(raw: bytes, path: str | Path, kind: str) -> np.ndarray:
         raise DataError(
             f"{path} holds {dims[1]}x{dims[2]} images; convtrain expects square, non-empty images"
         )
-    expected = header + int(np.prod(dims))
+    expected = header + math.prod(dims)  # Python ints: np.prod would wrap around for huge dims
     if len(raw) != expected:
         problem = "is truncated" if len(raw) < expected else "has trailing bytes"
         raise DataError(

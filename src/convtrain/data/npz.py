@@ -18,8 +18,9 @@ import numpy as np
 import torch
 
 from convtrain.data.dataset import ImageData, Split
+from convtrain.data.folder import first_few
 from convtrain.data.info import channel_stats
-from convtrain.errors import DataError
+from convtrain.errors import DataError, reason
 
 KNOWN_KEYS = ("x_train", "y_train", "x_test", "y_test", "classes")
 
@@ -43,7 +44,7 @@ def _load_arrays(path: Path) -> dict[str, np.ndarray]:
         zlib.error,
     ) as e:  # not a zip, cut off, object arrays
         raise DataError(
-            f"cannot read {path} as an .npz of plain arrays ({e}); save it with np.savez"
+            f"cannot read {path} as an .npz of plain arrays ({reason(e)}); save it with np.savez"
         ) from None
 
 
@@ -127,9 +128,12 @@ def read_npz(path: Path) -> ImageData:
     if len(classes) < 2:
         raise DataError(f"{path}: only one class; a classifier needs two or more")
     counts = torch.bincount(splits["train"].labels, minlength=len(classes)).tolist()
-    notes = [
-        f"{path}: class {c!r} has no training images" for c, n in zip(classes, counts, strict=True) if n == 0
-    ]
+    empty = [repr(c) for c, n in zip(classes, counts, strict=True) if n == 0]
+    notes = (
+        [f"{path}: {len(empty)} of {len(classes)} classes have no training images: {first_few(empty)}"]
+        if empty
+        else []
+    )
     mean, std = channel_stats(splits["train"].images)
     return ImageData(
         name=path.stem,
