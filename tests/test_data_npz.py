@@ -90,7 +90,7 @@ def test_conversion_recomputes_mean_std(tiny_npz):
     [
         (dict(x_train=_rgb()), "lacks y_train"),
         (dict(y_train=np.arange(6)), "lacks x_train"),
-        (dict(x_train=_rgb(), y_train=np.arange(6) % 2, x_test=_rgb()), "only one of x_test and y_test"),
+        (dict(x_train=_rgb(), y_train=np.arange(6) % 2, x_test=_rgb()), "has x_test but lacks y_test"),
         (dict(x_train=_rgb(), y_train=np.arange(5) % 2), "5 labels but the images number 6"),
         (dict(x_train=_rgb()[..., :2], y_train=np.arange(6) % 2), "expected"),
         (dict(x_train=np.zeros((6, 25), np.uint8), y_train=np.arange(6) % 2), "expected"),
@@ -116,6 +116,84 @@ def test_bad_arrays(tmp_path, arrays, problem):
     with pytest.raises(DataError, match=problem) as e:
         load_dataset(f"npz:{_save(tmp_path, **arrays)}")
     assert "\n" not in str(e.value)
+
+
+# ----- the layouts of the tutorials, Keras and MedMNIST -----
+
+
+def test_tutorial_layout_capital_x_and_column_labels(tmp_path):
+    """The GPU tutorial's file: X_train, y_train, X_test, y_test with (N, 1) labels."""
+    x = _rgb()
+    data = read_npz(
+        _save(
+            tmp_path,
+            X_train=x,
+            y_train=(np.arange(6) % 3)[:, None],
+            X_test=x[:3],
+            y_test=np.arange(3)[:, None],
+        )
+    )
+    assert torch.equal(data.train.labels, torch.tensor([0, 1, 2, 0, 1, 2]))
+    assert torch.equal(data.test.labels, torch.tensor([0, 1, 2])) and data.val is None
+    assert data.classes == ["0", "1", "2"] and not data.notes
+
+
+def test_medmnist_layout_with_its_own_validation_split(tmp_path):
+    x = _rgb()[..., 0]  # (N, H, W) gray, as MedMNIST's 28x28 sets
+    arrays = {f"{s}_images": x for s in ("train", "val", "test")}
+    arrays |= {f"{s}_labels": (np.arange(6) % 2)[:, None].astype(np.uint8) for s in ("train", "val", "test")}
+    data = read_npz(_save(tmp_path, **arrays))
+    assert len(data.train) == len(data.val) == len(data.test) == 6
+    assert torch.equal(data.val.images[:, 0], torch.from_numpy(x))
+
+
+def test_the_files_validation_split_is_kept_as_val(tmp_path):
+    """x_val becomes ImageData.val, which a run validates on instead of holding out, as with a folder's val/."""
+    path = _save(
+        tmp_path, x_train=_rgb(), y_train=np.arange(6) % 2, x_val=_rgb(4, seed=1), y_val=np.arange(4) % 2
+    )
+    data = load_dataset(f"npz:{path}")
+    assert len(data.val) == 4
+    assert torch.equal(data.val.images, torch.from_numpy(_rgb(4, seed=1).transpose(0, 3, 1, 2).copy()))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8, bool])
+def test_one_hot_labels_become_indices_with_one_note(tmp_path, dtype):
+    y = np.eye(4, dtype=dtype)[[0, 1, 2, 1, 0, 2]]  # (6, 4): class 3 is never used but counts
+    data = read_npz(
+        _save(tmp_path, x_train=_rgb(), y_train=y, x_test=_rgb(2), y_test=np.eye(4, dtype=dtype)[[3, 0]])
+    )
+    assert torch.equal(data.train.labels, torch.tensor([0, 1, 2, 1, 0, 2]))
+    assert data.num_classes == 4 and torch.equal(data.test.labels, torch.tensor([3, 0]))
+    assert [n for n in data.notes if "one-hot" in n] == [
+        f"{tmp_path / 'd.npz'}: y_train, y_test one-hot: read as class indices (the column of each row's 1)"
+    ]
+
+
+def test_label_names_array(tmp_path):
+    data = read_npz(
+        _save(
+            tmp_path,
+            train_images=_rgb(),
+            train_labels=np.arange(6) % 2,
+            label_names=np.array([b"no", b"yes"]),
+        )
+    )
+    assert data.classes == ["no", "yes"]
+
+
+def test_nothing_recognisable_lists_the_keys_and_the_layouts(tmp_path):
+    with pytest.raises(DataError) as e:
+        read_npz(_save(tmp_path, images=_rgb(), targets=np.arange(6)))
+    message = str(e.value)
+    assert "holds images, targets" in message and "x_train, y_train" in message and "train_images" in message
+    assert "\n" not in message
+
+
+def test_multi_label_rows_are_refused(tmp_path):
+    y = np.array([[1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    with pytest.raises(DataError, match="multi-label"):
+        read_npz(_save(tmp_path, x_train=_rgb(), y_train=y))
 
 
 @pytest.mark.parametrize("damage", ["truncated", "text", "npy", "pickled", "missing"])
