@@ -84,3 +84,24 @@ def tiny_run(tiny_npz, tmp_path_factory) -> Path:
         plots=False,
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def reported_run(tiny_rgb_npz, tmp_path_factory) -> Path:
+    """A two-epoch lenet5 run on tiny_rgb_npz trained with plots on (training itself makes the pictures and
+    report.html) and --eval-before. Shared by every test in a process: tests that change it copy it first."""
+    import convtrain
+
+    out = tmp_path_factory.mktemp("reported") / "run"
+    convtrain.train(
+        dataset=f"npz:{tiny_rgb_npz}",
+        model="lenet5",
+        epochs=2,
+        batch_size=64,
+        lr=0.02,
+        eval_before=True,
+        out=str(out),
+        quiet=True,
+        plots=True,
+    )
+    return out

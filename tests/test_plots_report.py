@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import io
 import json
 import math
@@ -11,43 +12,16 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
-import convtrain
 from convtrain.cli import main
 from convtrain.plots import RIGHT, WRONG, plot_confusion, plot_curves, plot_per_class, plot_predictions
 from convtrain.report import make_run_pictures
 
-pytestmark = pytest.mark.xdist_group("reported-run")  # shares its trained run with test_report_browser.py
-
 PICTURES = {"curves", "confusion", "per_class", "predictions", "mistakes", "batch", "filters"}
-
-
-@pytest.fixture(scope="module")
-def reported_run(tiny_rgb_npz, tmp_path_factory) -> Path:
-    """A run trained with plots on: training itself makes the pictures and the report."""
-    return trained_with_plots(tiny_rgb_npz, tmp_path_factory)
-
-
-def trained_with_plots(npz: Path, tmp_path_factory) -> Path:
-    """Trained once per test process and shared with test_report_browser.py (callers copy it before changing it)."""
-    out = tmp_path_factory.getbasetemp() / "reported-run"
-    if not (out / "report.html").is_file():
-        shutil.rmtree(out, ignore_errors=True)  # a run an earlier failure left half-made
-        convtrain.train(
-            dataset=f"npz:{npz}",
-            model="lenet5",
-            epochs=2,
-            batch_size=64,
-            lr=0.02,
-            eval_before=True,
-            out=str(out),
-            quiet=True,
-            plots=True,
-        )
-    return out
+if importlib.util.find_spec("captum"):  # "what the network looks at" needs convtrain[explain]
+    PICTURES.add("explain")
 
 
 def png(path: Path) -> np.ndarray:

@@ -5,6 +5,7 @@ Skipped when chromium is not installed (apt-get install chromium).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
@@ -15,15 +16,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import convtrain
-
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = [
-    pytest.mark.skipif(CHROMIUM is None, reason="needs a chromium browser (apt-get install chromium)"),
-    pytest.mark.xdist_group("reported-run"),  # shares its trained run with test_plots_report.py
-]
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="needs a chromium browser (apt-get install chromium)"
+)
 
 PICTURES = {"curves", "confusion", "per_class", "predictions", "mistakes", "batch", "filters"}
+if importlib.util.find_spec("captum"):  # "what the network looks at" needs convtrain[explain]
+    PICTURES.add("explain")
 
 # Injected into a copy of the page: reports every image's decoded size into the DOM once the page has
 # loaded, logs a probe (proof that console output is captured), and adds one image that cannot decode
@@ -43,23 +43,9 @@ window.addEventListener("load", () => {
 """
 
 
-@pytest.fixture(scope="module")
-def report(tiny_rgb_npz, tmp_path_factory) -> Path:
-    """report.html of a run trained with plots on; shared with test_plots_report.py within a test process."""
-    out = tmp_path_factory.getbasetemp() / "reported-run"
-    if not (out / "report.html").is_file():
-        shutil.rmtree(out, ignore_errors=True)  # a run an earlier failure left half-made
-        convtrain.train(
-            dataset=f"npz:{tiny_rgb_npz}",
-            model="lenet5",
-            epochs=2,
-            batch_size=64,
-            lr=0.02,
-            out=str(out),
-            quiet=True,
-            plots=True,
-        )
-    return out / "report.html"
+@pytest.fixture
+def report(reported_run) -> Path:
+    return reported_run / "report.html"
 
 
 def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess:
@@ -102,6 +88,8 @@ def test_report_loads_without_console_errors_and_every_image_renders(report, tmp
     assert set(images) == PICTURES
     for name, (complete, width, height) in images.items():
         assert complete and width > 100 and height > 100, name
+    if "explain" in PICTURES:  # the heat-map section rendered, under its heading
+        assert "<h2>What the network looks at</h2>" in done.stdout
 
 
 def test_report_screenshot_looks_right(report, tmp_path):

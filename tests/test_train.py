@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ import yaml
 import convtrain
 from convtrain.cli import main
 from convtrain.config import TrainConfig
+from convtrain.lrfind import steepest_descent
 
 
 def tiny_args(npz: Path, out: Path, *extra: str) -> list[str]:
@@ -100,7 +102,7 @@ def test_same_seed_same_weights_other_seed_other_weights(tiny_npz, tmp_path):
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
-def test_resume_after_sigkill_ends_with_the_same_weights(tiny_npz, tmp_path):
+def test_resume_after_sigkill_ends_with_the_same_weights(tiny_npz, tmp_path, capsys):
     # A gentle lr and clipping: a run that diverges would stop early and prove nothing about resuming.
     args = ["--epochs", "12", "--seed", "5", "--augment", "flip,crop:2", "--model", "fourconv-cnn"]
     args += ["--lr", "0.02", "--grad-clip", "1.0"]
@@ -119,7 +121,11 @@ def test_resume_after_sigkill_ends_with_the_same_weights(tiny_npz, tmp_path):
     assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()[-2000:]
     assert not (killed / "results.json").exists(), "the run finished before it could be killed"
 
+    assert (killed / "run.lock").exists()  # the killed holder could not release it
+    capsys.readouterr()
     assert main(["train", "--resume", str(killed), "--quiet"]) == 0
+    assert f"took over run.lock from process {process.pid}" in capsys.readouterr().out
+    assert not (killed / "run.lock").exists()
     a, b = weights(reference / "last.pt"), weights(killed / "last.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
     rows = list(csv.DictReader((killed / "metrics.csv").open()))
@@ -199,6 +205,16 @@ def test_taken_run_folder_and_missing_resume_are_refused(tiny_npz, tmp_path, cap
     assert "already holds a run" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path / "nowhere")]) == 2
     assert "no config.yaml" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("steepest", [1e-3, 2e-2, 0.5])
+def test_lr_find_suggests_the_steepest_point_of_a_known_loss_curve(steepest):
+    lrs = torch.logspace(-5, 1, 61).tolist()  # ten points per decade
+    # A smooth step down in log(lr), falling fastest exactly at `steepest`, then blowing up past 3.
+    x = torch.tensor(lrs).log10()
+    losses = (2.0 - torch.tanh(2.5 * (x - math.log10(steepest))) + torch.relu(x - 0.5) ** 2).tolist()
+    suggested = steepest_descent(lrs, losses)
+    assert abs(math.log10(suggested) - math.log10(steepest)) <= 0.101  # within one grid step (0.1 decade)
 
 
 def test_lr_find_suggests_a_value_and_writes_a_plot(tiny_npz, tmp_path, capsys):

@@ -45,7 +45,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"checkpoint {path} was refused: it holds more than weights ({first_line[:120]}); "
             "only load checkpoints written by convtrain"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
+    except Exception as error:  # outside bytes: torch's unpickler raises struct, zip, Runtime... errors
         raise CheckpointError(
             f"checkpoint {path} is unreadable or truncated ({type(error).__name__}); retrain or restore it"
         ) from None

@@ -55,7 +55,8 @@ class TrainConfig:
     drop_last: bool = True
     """Drop the last short training batch of each epoch (keeps BatchNorm off tiny batches)."""
     limit_train: int = 0
-    """Use only the first N training images after the split (quick trials); 0 uses all."""
+    """Use only the first N training images after the split (quick trials); 0 uses all. A fractional
+    val_split shrinks in proportion (2000 train images at 0.1 keep 222 for validation)."""
     strict: bool = False
     """Refuse a folder dataset with unreadable images instead of skipping them."""
     download: bool = True

@@ -256,28 +256,27 @@ def model_card(config: TrainConfig, data: ImageData) -> dict[str, Any]:
 def _split(data: ImageData, config: TrainConfig, run: RunDir, record: bool) -> tuple[Split, Split, str]:
     """Train/validation splits (and a note): the dataset's own val/ folder if it has one, else a seeded
     stratified split. --limit-train keeps the first N training images, and a fractional validation
-    split shrinks with it, so the two keep the ratio a full run has."""
+    split shrinks with it, so the two keep the ratio of a full run; split.json holds what was used."""
+    limit = config.limit_train
     if data.val is not None:
-        train, val = data.train, data.val
-    else:
-        train_idx, val_idx = split_indices(data.train.labels, config.val_split, config.seed)
-        if record and distributed.is_main():
-            run.write_split(train_idx, val_idx)
-        train, val = data.train.subset(train_idx), data.train.subset(val_idx)
+        train = data.train.subset(torch.arange(min(limit, len(data.train)))) if limit else data.train
+        return train, data.val, ""
+    train_idx, val_idx = split_indices(data.train.labels, config.val_split, config.seed)
     note = ""
-    if config.limit_train and config.limit_train < len(train):
-        kept = config.limit_train
-        if data.val is None and 0 < config.val_split < 1:
-            val_kept = max(1, round(kept * config.val_split / (1 - config.val_split)))
-            if val_kept < len(val):
+    if limit and limit < len(train_idx):
+        train_idx = train_idx[:limit]
+        if 0 < config.val_split < 1:
+            val_kept = max(1, round(limit * config.val_split / (1 - config.val_split)))
+            if val_kept < len(val_idx):
                 note = (
-                    f"--limit-train {kept}: validation cut to {val_kept} of its {len(val)} images, "
+                    f"--limit-train {limit}: validation cut to {val_kept} of {len(val_idx)} images, "
                     f"keeping the {config.val_split:g} share of a full run"
                 )
-                _, keep = split_indices(val.labels, val_kept, config.seed)  # stratified, like the split
-                val = val.subset(keep)
-        train = train.subset(torch.arange(kept))
-    return train, val, note
+                _, keep = split_indices(data.train.labels[val_idx], val_kept, config.seed)  # stratified
+                val_idx = val_idx[keep]
+    if record and distributed.is_main():
+        run.write_split(train_idx, val_idx)
+    return data.train.subset(train_idx), data.train.subset(val_idx), note
 
 
 def _normalised_sample(split: Split, data: ImageData, count: int = 5000) -> torch.Tensor:

@@ -55,7 +55,7 @@ def lr_find(
         best = min(best, smoothed)
         if smoothed > 4 * best and step > 10:
             break
-    suggested = _steepest_descent(lrs, losses)
+    suggested = steepest_descent(lrs, losses)
     plot = Path(out or "lr-find.png")
     _plot(lrs, losses, suggested, plot)
     return {"lrs": lrs, "losses": losses, "suggested_lr": suggested, "plot": str(plot)}
@@ -69,7 +69,8 @@ def _endless(loader):
         epoch += 1
 
 
-def _steepest_descent(lrs: list[float], losses: list[float]) -> float:
+def steepest_descent(lrs: list[float], losses: list[float]) -> float:
+    """The lr at the end of the steepest fall of the loss against log(lr)."""
     if len(lrs) < 3:
         raise ConfigError("lr-find: the loss diverged at once; lower --start")
     logs = torch.tensor(lrs).log()

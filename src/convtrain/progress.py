@@ -3,6 +3,7 @@ plain lines elsewhere."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
 
@@ -16,7 +17,7 @@ class Progress:
         self.total, self.title, self.log_every = total, title, log_every
         self.started = time.perf_counter()
         self.bar = None
-        if enabled and in_notebook():  # a widget bar in Jupyter, which has no terminal
+        if enabled and in_notebook() and importlib.util.find_spec("ipywidgets"):  # Jupyter has no terminal
             from tqdm.notebook import tqdm as notebook_tqdm
 
             self.bar = notebook_tqdm(total=total, desc=title, leave=False)

@@ -10,6 +10,7 @@ runs/mnist-mnist-cnn/
   last.pt        full training state for --resume
   results.json   final metrics, test loss/accuracy
   evaluation_<split>.json, per_class_<split>.csv, confusion_<split>.csv   from `convtrain evaluate`
+  plots/explain_{mistakes,correct}_<split>.png   heat maps, from `convtrain evaluate --explain`
   plots/*.png, report.html   pictures and the report page
   events.out.tfevents.*      TensorBoard scalars
 
@@ -123,6 +124,14 @@ class RunDir:
             self.path / f"evaluation_{split}.json",
             self.path / f"per_class_{split}.csv",
             self.path / f"confusion_{split}.csv",
+        )
+
+    def explanation_paths(self, split: str) -> tuple[Path, Path]:
+        """plots/explain_mistakes_<split>.png and plots/explain_correct_<split>.png: the heat-map
+        galleries of `convtrain evaluate --explain` (highest losses; right predictions per class)."""
+        return (
+            self.plots_dir / f"explain_mistakes_{split}.png",
+            self.plots_dir / f"explain_correct_{split}.png",
         )
 
     # ----- creating and claiming -----
