@@ -49,6 +49,16 @@ CARD_KEYS = ("architecture", "classes", "in_channels", "image_size", "mean", "st
 WEIGHTS = ("best", "last")
 
 
+class RunFile:
+    """A file name in the run folder: `run.config_path` is run.path / "config.yaml"."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, run: RunDir | None, owner: type | None = None) -> Any:
+        return self if run is None else run.path / self.name
+
+
 class RunDir:
     """A run folder: its file names, readers and writers. Read attributes (config, card, history,
     results, model) load lazily from disk; a finished `convtrain.train` fills them from memory."""
@@ -70,45 +80,16 @@ class RunDir:
         return run if isinstance(run, RunDir) else cls(run)
 
     # ----- names -----
-    @property
-    def config_path(self) -> Path:
-        return self.path / "config.yaml"
-
-    @property
-    def card_path(self) -> Path:
-        return self.path / "model.json"
-
-    @property
-    def split_path(self) -> Path:
-        return self.path / "split.json"
-
-    @property
-    def metrics_path(self) -> Path:
-        return self.path / "metrics.csv"
-
-    @property
-    def results_path(self) -> Path:
-        return self.path / "results.json"
-
-    @property
-    def lock_path(self) -> Path:
-        return self.path / "run.lock"
-
-    @property
-    def best_path(self) -> Path:
-        return self.path / "best.pt"
-
-    @property
-    def last_path(self) -> Path:
-        return self.path / "last.pt"
-
-    @property
-    def plots_dir(self) -> Path:
-        return self.path / "plots"
-
-    @property
-    def report_path(self) -> Path:
-        return self.path / "report.html"
+    config_path = RunFile("config.yaml")
+    card_path = RunFile("model.json")
+    split_path = RunFile("split.json")
+    metrics_path = RunFile("metrics.csv")
+    results_path = RunFile("results.json")
+    lock_path = RunFile("run.lock")
+    best_path = RunFile("best.pt")
+    last_path = RunFile("last.pt")
+    plots_dir = RunFile("plots")
+    report_path = RunFile("report.html")
 
     def weights_path(self, which: str) -> Path:
         """best.pt, last.pt, or a .pt file given by path."""
