@@ -180,9 +180,17 @@ def evaluate(
     device: str = "auto",
     batch_size: int = 512,
     write: bool = True,
+    explain: str | None = None,
+    layer: str | None = None,
 ) -> dict[str, Any]:
     """Every metric of a run on a split: the one it was measured on by default (test, else val).
-    With write=True also saved in the run folder (evaluation_<split>.json and two CSV files)."""
+    With write=True also saved in the run folder (evaluation_<split>.json and two CSV files).
+    explain ("gradcam", "saliency" or "ig") adds heat-map galleries of the highest losses and of
+    right predictions per class (RunDir.explanation_paths), with Grad-CAM on `layer` if given."""
+    if explain is not None:
+        from convtrain.explain import check_method
+
+        check_method(explain, layer)  # a typo or a missing Captum fails before the split is scored
     scored = score_split(run, split, tta, which, data_dir, device, batch_size)
     result = {
         "run": str(scored.run.path),
@@ -193,6 +201,12 @@ def evaluate(
     result.update(metrics_from_logits(scored.logits, scored.labels, list(scored.run.card["classes"])))
     if write:
         result["files"] = [str(p) for p in scored.run.write_evaluation(result)]
+    if explain is not None:
+        from convtrain.explain.pictures import write_evaluation_galleries
+
+        model, _ = scored.run.load_model(which, pick_device(device))
+        written = write_evaluation_galleries(model, scored, result["top_losses"], explain, layer)
+        result["files"] = result.get("files", []) + [str(p) for p in written]
     return result
 
 

@@ -99,10 +99,15 @@ def predict_paths(
     which: str | None = None,
     device: str = "auto",
     batch_size: int = 256,
+    explain: str | None = None,
+    layer: str | None = None,
+    explain_dir: str | Path = "explanations",
 ) -> list[dict[str, Any]]:
     """Top-k predictions for every readable image among `paths`: [{path, labels, probabilities}, ...].
 
     Unreadable files are skipped with a SkippedImageWarning naming them; ImageError if none could be read.
+    explain ("gradcam", "saliency" or "ig") also writes, per image, the image, its heat map for the
+    top class and the top-k labels into explain_dir, and adds that picture's path as "explanation".
     """
     from convtrain.data.folder import decode_image
 
@@ -110,6 +115,7 @@ def predict_paths(
         paths = [paths]
     if topk < 1:
         raise ConfigError(f"topk must be at least 1, got {topk}")
+    _check_explain(explain, layer)
     model, card = RunDir.of(run_dir).load_model(which, pick_device(device))
     classes = card["classes"]
     k = min(topk, len(classes))
@@ -127,8 +133,13 @@ def predict_paths(
             continue
         probs = predict_tensor(model, card, torch.stack(images), batch_size)  # (B, K)
         top_p, top_i = probs.topk(k, dim=1)
-        for path, p, i in zip(readable, top_p.tolist(), top_i.tolist(), strict=True):
-            results.append({"path": str(path), "labels": [classes[c] for c in i], "probabilities": p})
+        found = [
+            {"path": str(path), "labels": [classes[c] for c in i], "probabilities": p}
+            for path, p, i in zip(readable, top_p.tolist(), top_i.tolist(), strict=True)
+        ]
+        if explain:
+            _add_explanations(found, model, card, torch.stack(images), probs, explain, layer, explain_dir, k)
+        results += found
     if not results:
         shown = ", ".join(str(p) for p in paths[:3]) + (" ..." if len(paths) > 3 else "")
         raise ImageError(
@@ -170,14 +181,19 @@ def predict_split(
     which: str | None = None,
     data_dir: str | None = None,
     device: str = "auto",
+    explain: str | None = None,
+    layer: str | None = None,
+    explain_dir: str | Path = "explanations",
 ) -> list[dict[str, Any]]:
     """Top-k predictions for images of the run's dataset picked by position, with their true labels:
-    the tutorials' "predict test image 0". [{path: 'test[0]', labels, probabilities, true}, ...]."""
+    the tutorials' "predict test image 0". [{path: 'test[0]', labels, probabilities, true}, ...].
+    explain, layer, explain_dir: heat-map pictures, as for predict_paths."""
     from convtrain.data.folder import decode_image
     from convtrain.evaluation import load_run_data, measured_split, pick_split
 
     if topk < 1:
         raise ConfigError(f"topk must be at least 1, got {topk}")
+    _check_explain(explain, layer)
     run = RunDir.of(run_dir)
     model, card = run.load_model(which, pick_device(device))
     data = load_run_data(run, data_dir)
@@ -191,16 +207,43 @@ def predict_split(
             [decode_image(chosen.files[i], card["in_channels"], card["image_size"]) for i in indices]
         )
     classes = card["classes"]
-    top_p, top_i = predict_tensor(model, card, images).topk(min(topk, len(classes)), dim=1)
-    return [
+    probs = predict_tensor(model, card, images)  # (N, K)
+    top_p, top_i = probs.topk(min(topk, len(classes)), dim=1)
+    results = [
         {
             "path": f"{split}[{i}]",
             "labels": [classes[c] for c in top],
-            "probabilities": probs,
+            "probabilities": p,
             "true": classes[int(chosen.labels[i])],
         }
-        for i, probs, top in zip(indices, top_p.tolist(), top_i.tolist(), strict=True)
+        for i, p, top in zip(indices, top_p.tolist(), top_i.tolist(), strict=True)
     ]
+    if explain:
+        _add_explanations(results, model, card, images, probs, explain, layer, explain_dir, topk)
+    return results
+
+
+def _check_explain(explain: str | None, layer: str | None) -> None:
+    """A bad --explain or --layer, or a missing Captum, fails before any image is read."""
+    if layer is not None and explain is None:
+        raise ConfigError("--layer picks the layer of --explain gradcam; add --explain gradcam")
+    if explain is not None:
+        from convtrain.explain import check_method
+
+        check_method(explain, layer)
+
+
+def _add_explanations(results, model, card, images, probs, method, layer, folder, topk) -> None:
+    """Write each image's heat-map picture into folder and note its path in its result."""
+    from convtrain.explain import write_prediction_pictures
+
+    truths = [r["true"] for r in results] if results and "true" in results[0] else None
+    names = [r["path"] for r in results]
+    written = write_prediction_pictures(
+        model, card, images, probs, names, folder, method, layer, topk, truths
+    )
+    for result, path in zip(results, written, strict=True):
+        result["explanation"] = str(path)
 
 
 def write_predictions(path: str | Path, predictions: list[dict[str, Any]]) -> Path:

@@ -96,6 +96,7 @@ def _evaluation(page: Page, model: torch.nn.Module, plots: Path, data_dir: str |
     page.run.write_evaluation(result)
     page.evaluation = result
     _evaluation_pictures(page, plots, split.images, logits, labels, classes)
+    _explanations(page, model, plots, split, logits, labels)
 
 
 def _batch(page: Page, data, plots: Path) -> None:
@@ -164,3 +165,27 @@ def _evaluation_pictures(page: Page, plots: Path, images, logits, labels, classe
         )
     else:
         page.notes.append(f"no misclassified images in the {split} split")
+
+
+def _explanations(page: Page, model: torch.nn.Module, plots: Path, split, logits, labels) -> None:
+    """'What the network looks at': Grad-CAM of the predicted class on a fixed sample, right and wrong.
+    Made only when Captum is installed; the page says so when it is not."""
+    from convtrain.explain import ExplainError, check_method
+
+    try:
+        check_method("gradcam")
+        from convtrain.explain.pictures import report_sample, split_pixels, write_gallery
+
+        indices = report_sample(labels, logits.argmax(1), page.evaluation["top_losses"])
+        page.pictures["explain"] = write_gallery(
+            model,
+            page.card,
+            split_pixels(split, indices, page.card),
+            logits[indices].softmax(1),
+            labels[indices],
+            plots / "explain.png",
+            "gradcam",
+            title=f"Grad-CAM of the predicted class, {page.evaluation['split']} split",
+        )
+    except ExplainError as error:  # no Captum, or a network without a conv layer
+        page.notes.append(f"no 'what the network looks at' section: {error}")

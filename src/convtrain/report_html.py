@@ -67,6 +67,13 @@ def write_report(page: Page) -> Path:
             "green: right, red: wrong; predicted (probability) over true",
         ),
         _picture(page, "mistakes", "Worst mistakes", "misclassified images with the highest loss"),
+        _picture(
+            page,
+            "explain",
+            "What the network looks at",
+            "each image beside its Grad-CAM heat map for the predicted class (last conv layer): red marks "
+            "the regions that raised that class's score most; right predictions first, then mistakes",
+        ),
         _picture(page, "batch", "A training batch", "as the model sees it, with the run's augmentation"),
         _picture(page, "filters", "First-layer filters", "what the first convolution learned to look for"),
         _config(page),

@@ -6,6 +6,7 @@ one line and turns into exit code 2.
 
     convtrain evaluate runs/mnist-lenet5 --json
     convtrain predict runs/mnist-lenet5 digits/ --topk 3 --out preds.csv
+    convtrain predict runs/mnist-lenet5 digits/ --explain gradcam --out why/
     convtrain plot runs/mnist-lenet5
     convtrain kernels photo.png --run runs/mnist-lenet5
     convtrain export runs/mnist-lenet5 --format onnx
@@ -22,6 +23,8 @@ from typing import Any
 
 from convtrain.cli.commands import Add
 from convtrain.errors import ConfigError
+
+LAYER_HELP = "the module Grad-CAM looks at, e.g. features.4 (default: the last conv layer or block)"
 
 
 def register(command: Add) -> None:
@@ -41,6 +44,16 @@ def register(command: Add) -> None:
     evaluate.add_argument("--data-dir", default=None)
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--weights", default=None, help=weights_help)
+    evaluate.add_argument(
+        "--explain",
+        nargs="?",
+        const="gradcam",
+        default=None,
+        metavar="METHOD",
+        help="also draw heat maps (gradcam, the default, saliency or ig) of the highest losses and of "
+        "right predictions per class into the run's plots/ (needs convtrain[explain])",
+    )
+    evaluate.add_argument("--layer", default=None, help=LAYER_HELP)
 
     predict = command("predict", predict_command, "top-k labels for image files, folders or globs")
     predict.add_argument("run", help="run folder")
@@ -56,9 +69,22 @@ def register(command: Add) -> None:
     )
     predict.add_argument("--data-dir", default=None)
     predict.add_argument("--topk", type=int, default=3)
-    predict.add_argument("--out", default=None, help="preds.csv or preds.json")
+    predict.add_argument(
+        "--out",
+        default=None,
+        help="preds.csv or preds.json; with --explain also a folder for the pictures (else they go "
+        "beside the file, in preds-<method>/)",
+    )
     predict.add_argument("--device", default="auto")
     predict.add_argument("--weights", default=None, help=weights_help)
+    predict.add_argument(
+        "--explain",
+        default=None,
+        metavar="METHOD",
+        help="gradcam, saliency or ig: per image, a picture of the image, its heat map and the top-k "
+        "labels (needs convtrain[explain])",
+    )
+    predict.add_argument("--layer", default=None, help=LAYER_HELP)
 
     plot = command("plot", plot_command, "(re)make a run's pictures and report.html")
     plot.add_argument("run", help="run folder")
@@ -97,6 +123,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
         which=args.weights,
         data_dir=args.data_dir,
         device=args.device,
+        explain=args.explain,
+        layer=args.layer,
     )
     print(json.dumps(result, indent=2) if args.json else format_evaluation(result))
     return 0
@@ -105,8 +133,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
 def predict_command(args: argparse.Namespace) -> int:
     from convtrain.prediction import predict_split, write_predictions
 
-    if args.out and Path(args.out).suffix.lower() not in (".csv", ".json"):
-        raise ConfigError(f"--out {args.out} must end in .csv or .json")
+    table, pictures = _predict_outputs(args)
     if args.index is not None and args.paths:
         raise ConfigError("give image paths or --index, not both")
     if args.index is None and not args.paths:
@@ -115,19 +142,49 @@ def predict_command(args: argparse.Namespace) -> int:
         )
     if args.index is not None:
         predictions = predict_split(
-            args.run, args.split, args.index, args.topk, args.weights, args.data_dir, args.device
+            args.run,
+            args.split,
+            args.index,
+            args.topk,
+            args.weights,
+            args.data_dir,
+            args.device,
+            explain=args.explain,
+            layer=args.layer,
+            explain_dir=pictures,
         )
         right = sum(p["labels"][0] == p["true"] for p in predictions)
         split = predictions[0]["path"].split("[")[0]  # 'test[7]' -> 'test'
         summary = f"{_images(len(predictions), split)} predicted, {right} right"
     else:
-        predictions, skipped = _predict_files(args)
+        predictions, skipped = _predict_files(args, pictures)
         summary = f"{_images(len(predictions))} predicted" + (f", {skipped} skipped" if skipped else "")
     print(format_predictions(predictions))
-    if args.out:
-        summary += f"; wrote {write_predictions(args.out, predictions)}"
+    if table:
+        summary += f"; wrote {write_predictions(table, predictions)}"
+    if args.explain:
+        summary += f"; {args.explain} pictures in {pictures}"
     print(summary, file=sys.stderr)
     return 0
+
+
+def _predict_outputs(args: argparse.Namespace) -> tuple[Path | None, Path | None]:
+    """(the .csv/.json file, the pictures folder) that --out and --explain ask for."""
+    out = Path(args.out) if args.out else None
+    is_table = out is not None and out.suffix.lower() in (".csv", ".json")
+    if args.explain is None:
+        if out is not None and not is_table:
+            raise ConfigError(f"--out {out} must end in .csv or .json")
+        return out, None
+    if out is None:
+        raise ConfigError(
+            "--explain writes a picture per image: give --out FOLDER, or --out preds.csv to put them beside it"
+        )
+    if not is_table:
+        if out.is_file():
+            raise ConfigError(f"--out {out} is a file; give a folder for the pictures, or a .csv/.json file")
+        return None, out
+    return out, out.with_name(f"{out.stem}-{args.explain}")
 
 
 def _images(count: int, split: str = "") -> str:
@@ -135,7 +192,7 @@ def _images(count: int, split: str = "") -> str:
     return f"{count} {split + ' ' if split else ''}image{'' if count == 1 else 's'}"
 
 
-def _predict_files(args: argparse.Namespace) -> tuple[list[dict], int]:
+def _predict_files(args: argparse.Namespace, pictures: Path | None) -> tuple[list[dict], int]:
     """Predictions for the files, folders and globs given, and how many were skipped (each named on stderr)."""
     from convtrain.prediction import SkippedImageWarning, predict_paths
 
@@ -143,7 +200,14 @@ def _predict_files(args: argparse.Namespace) -> tuple[list[dict], int]:
         warnings.simplefilter("always", SkippedImageWarning)
         try:
             predictions = predict_paths(
-                args.run, args.paths, topk=args.topk, which=args.weights, device=args.device
+                args.run,
+                args.paths,
+                topk=args.topk,
+                which=args.weights,
+                device=args.device,
+                explain=args.explain,
+                layer=args.layer,
+                explain_dir=pictures,
             )
         finally:  # the skipped files are named even when none could be read
             skipped = [w for w in caught if issubclass(w.category, SkippedImageWarning)]

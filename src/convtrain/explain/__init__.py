@@ -1,4 +1,5 @@
-"""Why did the network say that: heat maps through Captum (attribution.py) and their pictures (overlay.py).
+"""Why did the network say that: heat maps through Captum (attribution.py), their pictures
+(overlay.py), and the pictures predict, evaluate and the report make of a run (pictures.py).
 
 from convtrain.explain import explain, plot_explanation
 heat = explain(model, batch, "gradcam")               # (N, H, W) in [0, 1]
@@ -8,15 +9,18 @@ convtrain predict runs/mnist-mnist-cnn digit.png --explain gradcam --out why/
 from convtrain.explain.attribution import (
     METHODS,
     ExplainError,
+    check_method,
     conv_layer_names,
     default_layer,
     explain,
 )
 from convtrain.explain.overlay import overlay, plot_explanation, plot_explanation_grid, prediction_colors
+from convtrain.explain.pictures import write_gallery, write_prediction_pictures
 
 __all__ = [
     "METHODS",
     "ExplainError",
+    "check_method",
     "conv_layer_names",
     "default_layer",
     "explain",
@@ -24,4 +28,6 @@ __all__ = [
     "plot_explanation",
     "plot_explanation_grid",
     "prediction_colors",
+    "write_gallery",
+    "write_prediction_pictures",
 ]
