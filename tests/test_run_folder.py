@@ -168,3 +168,26 @@ def test_limit_train_shrinks_the_validation_split_with_it(tiny_npz, tmp_path, ca
     assert "validation cut to 10 of 48 images" in capsys.readouterr().out
     labels = torch.from_numpy(__import__("numpy").load(tiny_npz)["y_train"])
     assert len(set(labels[val_idx].tolist())) == 4  # still stratified: every class is validated
+
+
+# ----- where the time goes -----
+
+
+def test_timings_cover_the_whole_run_and_reach_the_report_and_the_cli(tiny_npz, tmp_path, capsys):
+    import time
+
+    from convtrain.timings import PHASES
+
+    started = time.perf_counter()
+    run = convtrain.train(tiny_config(tiny_npz, epochs=2, plots=True, out=str(tmp_path / "timed")))
+    wall = time.perf_counter() - started
+    timings = json.loads(run.results_path.read_text())["timings"]
+    assert set(PHASES) <= set(timings) and all(timings[p] >= 0 for p in PHASES)
+    measured = sum(timings[p] for p in PHASES if p != "startup")  # startup is before train() was called
+    assert abs(measured - wall) <= 0.1 * wall, (measured, wall, timings)
+    assert timings["pictures"] > 0 and timings["first_step"] > 0 and timings["checkpoints"] > 0
+    assert "Where the time went" in run.report_path.read_text()
+
+    assert main([*cli(tiny_npz, tmp_path / "cli")[3:], "--epochs", "1"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("time ") and "startup" in last and "training" in last

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -19,10 +19,10 @@ from convtrain import distributed
 from convtrain.batchsize import find_batch_size
 from convtrain.config import TrainConfig
 from convtrain.data.augment import parse_augment
+from convtrain.data.cache import load_data
 from convtrain.data.dataset import ImageData, Split
 from convtrain.data.loader import make_loader
 from convtrain.data.pixels import normalize
-from convtrain.data.registry import load_dataset
 from convtrain.data.split import split_indices
 from convtrain.errors import ConfigError, ConvtrainError
 from convtrain.models import build_model, init_weights
@@ -37,6 +37,7 @@ from convtrain.runtime import (
     seed_everything,
     use_channels_last,
 )
+from convtrain.timings import Timings
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Job:
     val_loader: Any
     test_loader: Any
     writer: Any = None  # TensorBoard SummaryWriter on rank 0
+    timings: Timings = field(default_factory=Timings)
 
     @property
     def num_classes(self) -> int:
@@ -101,10 +103,11 @@ class Job:
         self.run.release()
 
 
-def prepare_job(config: TrainConfig, record: bool = True) -> Job:
+def prepare_job(config: TrainConfig, record: bool = True, timings: Timings | None = None) -> Job:
     """Build a training job from a config, which is never changed: what 'auto' resolves to, the run
     folder and the batch size go into a new config on the Job. With record=False (lr-find) no run
     folder is claimed or written."""
+    started = time.perf_counter()
     rank, local_rank, world_size = distributed.world()
     device = pick_device(config.device)
     if world_size > 1 and device.type == "cuda":
@@ -113,13 +116,18 @@ def prepare_job(config: TrainConfig, record: bool = True) -> Job:
     config = config.replace(precision=resolve_precision(config.precision, device))
     check_precision(config.precision, device)
     distributed.start(device)
+    timings = timings or Timings()
     run = _claim_run(config) if record else RunDir(config.out or ".")
     try:
         config = config.replace(out=str(run.path))
-        return _build(config, run, device, record, rank, world_size)
+        job = _build(config, run, device, record, rank, world_size, timings)
     except BaseException:
         run.release()
         raise
+    # what is left of the set-up: claiming the folder, loaders, TensorBoard, config.yaml and model.json
+    elapsed = time.perf_counter() - started
+    timings.add("setup", elapsed - timings.seconds["data"] - timings.seconds["model"])
+    return job
 
 
 def _claim_run(config: TrainConfig) -> RunDir:
@@ -141,23 +149,23 @@ def _claim_run(config: TrainConfig) -> RunDir:
 
 
 def _build(
-    config: TrainConfig, run: RunDir, device: torch.device, record: bool, rank: int, world_size: int
+    config: TrainConfig,
+    run: RunDir,
+    device: torch.device,
+    record: bool,
+    rank: int,
+    world_size: int,
+    timings: Timings,
 ) -> Job:
     seed_everything(config.seed)
     started = time.perf_counter()
-    data = load_dataset(
-        config.dataset,
-        config.data_dir,
-        config.image_size,
-        config.channels,
-        strict=config.strict,
-        download=config.download,
-        in_memory=config.loader == "device",
-    )
+    data = load_data(config)  # read from disk, or kept from an earlier run (data/cache.py)
     if not config.normalize:  # pixels scaled to 0-1 only; the model card records the same
         data = dataclasses.replace(data, mean=(0.0,) * data.channels, std=(1.0,) * data.channels)
     train_split, val_split, note = _split(data, config, run, record)
+    timings.add("data", time.perf_counter() - started)
 
+    model_started = time.perf_counter()
     model = build_model(config.model, data.channels, data.num_classes, data.image_size)
     init_weights(model, config.init)
     if isinstance(model, FitsToData):  # layers set from the data itself, e.g. a frozen whitening layer
@@ -174,6 +182,7 @@ def _build(
     if config.compile:
         net = torch.compile(net)
     torch.manual_seed(config.seed + rank)  # distinct, reproducible dropout per rank
+    timings.add("model", time.perf_counter() - model_started)
 
     if config.batch_size == "auto":
         config = config.replace(
@@ -233,7 +242,18 @@ def _build(
             flush=True,
         )
     return Job(
-        config, device, run, data, model, net, criterion, train_loader, val_loader, test_loader, writer
+        config,
+        device,
+        run,
+        data,
+        model,
+        net,
+        criterion,
+        train_loader,
+        val_loader,
+        test_loader,
+        writer,
+        timings,
     )
 
 

@@ -76,6 +76,7 @@ def write_report(page: Page) -> Path:
         ),
         _picture(page, "batch", "A training batch", "as the model sees it, with the run's augmentation"),
         _picture(page, "filters", "First-layer filters", "what the first convolution learned to look for"),
+        _timings(page),
         _config(page),
     ]
     if page.notes:
@@ -123,6 +124,28 @@ def _summary(page: Page) -> str:
         for k, v in cards
     )
     return f"<h2>Final metrics</h2><div class='cards'>{body}</div>"
+
+
+def _timings(page: Page) -> str:
+    """Where the run's time went (results.json's timings), as a table of seconds and shares."""
+    from convtrain.timings import PHASES
+
+    timings = page.results.get("timings")
+    if not isinstance(timings, dict) or not timings.get("total"):
+        return ""
+    total = float(timings["total"])
+    rows = "".join(
+        f"<tr><td>{_e(phase.replace('_', ' '))}</td><td class='n'>{float(timings[phase]):.2f}</td>"
+        f"<td class='n'>{100 * float(timings[phase]) / total:.0f}%</td></tr>"
+        for phase in PHASES
+        if isinstance(timings.get(phase), int | float)
+    )
+    return (
+        "<h2>Where the time went</h2><p class='sub'>seconds per phase of the training process "
+        "(pictures: until this page was written)</p>"
+        f"<table><tr><th>phase</th><th class='n'>s</th><th class='n'>share</th></tr>{rows}"
+        f"<tr><td><b>total</b></td><td class='n'><b>{total:.2f}</b></td><td></td></tr></table>"
+    )
 
 
 def _picture(page: Page, key: str, title: str, caption: str) -> str:

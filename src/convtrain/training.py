@@ -12,6 +12,7 @@ CPU-GPU sync point.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -27,6 +28,7 @@ from convtrain.metrics import metrics_from_sums
 from convtrain.optim import WeightAverage, build_optimizer, build_scheduler
 from convtrain.rundir import RunDir
 from convtrain.runtime import autocast, grad_scaler
+from convtrain.timings import Timings
 
 
 class NonFiniteLoss(ConvtrainError):
@@ -45,40 +47,58 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> RunDir:
     return fit(config)
 
 
-def fit(config: TrainConfig) -> RunDir:
-    job = prepare_job(config)
+def fit(
+    config: TrainConfig,
+    startup_seconds: float = 0.0,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> RunDir:
+    """Train from a config. `startup_seconds` is the process's start-up before this call (the CLI's
+    imports), recorded in the run's timings. `on_epoch(row)` sees each epoch's metrics.csv row once
+    it is saved; a sweep reports it to its pruner there, and whatever it raises ends the run (the run
+    folder keeps the epochs so far, and is released)."""
+    timings = Timings()
+    timings.add("startup", startup_seconds)
+    job = prepare_job(config, timings=timings)
     try:
-        return _fit(job)
+        return _fit(job, on_epoch)
     finally:
         job.close()
         distributed.stop()
 
 
-def _fit(job: Job) -> RunDir:
-    config, model, device, run = job.config, job.model, job.device, job.run
-    optimizer = build_optimizer(model, config)
-    scheduler = build_scheduler(optimizer, config, len(job.train_loader))
-    scaler = grad_scaler(config.precision, device)
-    average = WeightAverage(model, config.ema) if config.ema else None
-    state = TrainState(model, optimizer, scheduler, scaler, average, config=config.to_dict())
+def _fit(job: Job, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> RunDir:
+    config, model, device, run, timings = job.config, job.model, job.device, job.run, job.timings
+    with timings.measure("model"):
+        optimizer = build_optimizer(model, config)
+        scheduler = build_scheduler(optimizer, config, len(job.train_loader))
+        scaler = grad_scaler(config.precision, device)
+        average = WeightAverage(model, config.ema) if config.ema else None
+        state = TrainState(model, optimizer, scheduler, scaler, average, config=config.to_dict())
     best_weights = None
     if config.resume:
-        state.load_state_dict(run.load_state("last", device))
-        best_weights = run.load_state("best", device)["model"]
+        with timings.measure("checkpoints"):
+            state.load_state_dict(run.load_state("last", device))
+            best_weights = run.load_state("best", device)["model"]
         job.log(f"resumed {run.path} after epoch {state.epoch + 1} (step {state.step})")
 
     stop_reason, training_seconds = "", sum(row["seconds"] for row in state.history)
     if config.eval_before and not config.resume:
-        state.before = _measure_before(job, average)
+        with timings.measure("validation"):
+            state.before = _measure_before(job, average)
     try:
-        for epoch in range(state.epoch + 1, config.epochs):
+        first_epoch = state.epoch + 1  # the first epoch this process trains
+        for epoch in range(first_epoch, config.epochs):
             job.train_loader.set_epoch(epoch)
             started = time.perf_counter()
             train_stats = train_one_epoch(job, optimizer, scheduler, scaler, average, epoch, state.step)
             state.step += train_stats["steps"]
             seconds = time.perf_counter() - started
             training_seconds += seconds
-            val = validate(job, average)
+            first = train_stats["first_step_seconds"] if epoch == first_epoch else 0.0
+            timings.add("first_step", first)
+            timings.add("training", seconds - first)
+            with timings.measure("validation"):
+                val = validate(job, average)
             row = {
                 "epoch": epoch + 1,
                 "train_loss": train_stats["loss"],
@@ -100,13 +120,15 @@ def _fit(job: Job) -> RunDir:
                 weights = average.state_dict() if average else model.state_dict()
                 best_weights = {k: v.detach().clone() for k, v in weights.items()}  # every rank keeps its own
             if distributed.is_main():
-                if improved:
-                    run.save_weights(
-                        "best", {"model": best_weights, "epoch": epoch + 1, config.monitor: value}
-                    )
-                run.save_weights("last", state.state_dict())
-                run.write_metrics(state.history)
+                with timings.measure("checkpoints"):
+                    if improved:
+                        best = {"model": best_weights, "epoch": epoch + 1, config.monitor: value}
+                        run.save_weights("best", best)
+                    run.save_weights("last", state.state_dict())
+                    run.write_metrics(state.history)
                 job.log_epoch(row, config.epochs, improved)
+            if on_epoch is not None:
+                on_epoch(row)
             stop_reason = _stop_reason(config, state, training_seconds)
             if stop_reason:
                 job.log(stop_reason)
@@ -165,7 +187,8 @@ def train_one_epoch(
     loss_sum = torch.zeros((), device=job.device)
     correct = torch.zeros((), device=job.device, dtype=torch.int64)
     finite_steps = torch.zeros((), device=job.device, dtype=torch.int64)
-    images, steps = 0, 0
+    images, steps, first_step_seconds = 0, 0, 0.0
+    started = time.perf_counter()
     progress = job.progress(len(job.train_loader), epoch)
     for x, y in job.train_loader:  # x: (B, C, H, W) normalised; y: (B,) labels or (B, K) soft targets
         with autocast(config.precision, job.device):
@@ -188,6 +211,8 @@ def train_one_epoch(
         correct += (logits.argmax(1) == labels).sum()
         images += len(x)
         steps += 1
+        if steps == 1:  # the first step pays lazy imports and kernel selection: timed apart
+            first_step_seconds = time.perf_counter() - started
         if progress.wants_update(steps):
             _check_finite(finite_steps, steps, first_step, epoch, job)
             progress.update(steps, loss_sum.item(), correct.item(), images)
@@ -210,6 +235,7 @@ def train_one_epoch(
         "accuracy": float(totals[1]) / count,
         "images": images,
         "steps": steps,
+        "first_step_seconds": first_step_seconds,
     }
 
 
@@ -244,13 +270,14 @@ def finish(
     if history:
         results.update({f"final_{k}": v for k, v in history[-1].items() if k != "epoch"})
     if job.test_loader is not None and tested_weights is not None:
-        job.model.load_state_dict(tested_weights)
-        sums = evaluation_sums(
-            job.model, job.test_loader, job.num_classes, job.config.precision, job.config.tta
-        )
-        for tensor in sums.values():
-            distributed.sum_across_ranks(tensor)
-        test = metrics_from_sums(sums)
+        with job.timings.measure("test"):
+            job.model.load_state_dict(tested_weights)
+            sums = evaluation_sums(
+                job.model, job.test_loader, job.num_classes, job.config.precision, job.config.tta
+            )
+            for tensor in sums.values():
+                distributed.sum_across_ranks(tensor)
+            test = metrics_from_sums(sums)
         results.update(
             {
                 "test_loss": test["loss"],
@@ -263,9 +290,13 @@ def finish(
             f"test: loss {test['loss']:.4f}  accuracy {100 * test['accuracy']:.2f}% on {test['count']} images ({checkpoint})"
         )
     if distributed.is_main():
+        results["timings"] = job.timings.as_dict()
         job.run.write_results(results)
         if job.config.plots:
-            job.make_pictures()
+            with job.timings.measure("pictures"):
+                job.make_pictures()
+            results["timings"] = job.timings.as_dict()
+            job.run.write_results(results)  # again, now with the pictures' time
     return results
 
 

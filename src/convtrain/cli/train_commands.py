@@ -18,6 +18,7 @@ from convtrain.cli.commands import Add
 from convtrain.config import TrainConfig, field_docs, read_yaml
 from convtrain.errors import ConfigError, ConvtrainError
 from convtrain.rundir import RunDir
+from convtrain.timings import format_timings, seconds_since_process_start
 
 
 def register(command: Add) -> None:
@@ -81,11 +82,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from convtrain.training import fit
 
     try:
-        run = fit(config)
+        run = fit(config, startup_seconds=seconds_since_process_start())
     except torch.cuda.OutOfMemoryError:
         raise ConvtrainError(
             f"out of GPU memory at batch size {config.batch_size}; lower --batch-size or use --batch-size auto"
         ) from None
+    if "timings" in run.results:
+        print(format_timings(run.results["timings"]), flush=True)
     return 130 if run.results.get("interrupted") else 0
 
 
