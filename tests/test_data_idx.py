@@ -146,7 +146,7 @@ def test_images_and_labels_counts_differ(tmp_path):
 
 def test_label_out_of_range(tmp_path):
     message = _load_broken(tmp_path, NAMES[3], gzip.compress(idx_bytes(np.full(6, 10))))
-    assert "label 10" in message and "10 classes" in message
+    assert "labels span 10..10" in message and "10 classes" in message
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,10 @@ import shutil
 import tarfile
 import tempfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import torch
@@ -30,6 +31,8 @@ from convtrain.errors import DataError, reason
 
 if TYPE_CHECKING:
     from convtrain.data.registry import DatasetSpec
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -200,22 +203,36 @@ def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
         )
 
 
-def safe_extract(archive: Path, target: Path) -> None:
-    """Unpack a tar(.gz) into target, refusing absolute or '..' paths, links and special files."""
+def safe_extract(archive: Path, target: Path, skip: tuple[str, ...] = ()) -> None:
+    """Unpack a tar(.gz) into target, refusing absolute or '..' paths, links and special files.
+
+    Members whose file name is in skip are not written (STL-10's 2.7 GB of unlabelled images).
+    """
     try:
         with tarfile.open(archive, "r:gz") as tar:
             for member in tar:
                 _check_member(member, archive)
-                tar.extract(member, target, **EXTRACT_FILTER)
+                if PurePosixPath(member.name).name not in skip:
+                    tar.extract(member, target, **EXTRACT_FILTER)
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise DataError(
             f"cannot unpack {archive} ({reason(e)}): it is corrupt or truncated; delete it and download again"
         ) from None
 
 
-def _read_archive(
-    archive: Path, root: Path, spec: DatasetSpec, notes: list[str]
-) -> tuple[Split, Split, list[str], str]:
+def read_archive(
+    archive: Path,
+    root: Path,
+    spec: DatasetSpec,
+    notes: list[str],
+    read: Callable[[Path, DatasetSpec, str], T],
+    skip: tuple[str, ...] = (),
+) -> tuple[T, str]:
+    """read(folder, spec, shown) on the archive's `spec.folder`, unpacked and then renamed into root in one step.
+
+    Returns what read returned and where the data now lives. A read-only root is unpacked into a
+    temporary folder and nothing is kept.
+    """
     try:
         scratch = Path(tempfile.mkdtemp(prefix=f".{spec.folder}-", suffix=".part", dir=root))
         keep = True
@@ -223,44 +240,54 @@ def _read_archive(
         scratch, keep = Path(tempfile.mkdtemp(prefix="convtrain-")), False
         notes.append(f"{root} is not writable: read {archive.name} without keeping the unpacked copy")
     try:
-        safe_extract(archive, scratch)
+        safe_extract(archive, scratch, skip)
         if not (scratch / spec.folder).is_dir():
             raise DataError(
                 f"{archive} has no {spec.folder}/ folder; it is not the official {spec.name} archive"
             )
-        train, test, classes = read_batches(scratch / spec.folder, spec, f"{archive}:{spec.folder}")
+        result = read(scratch / spec.folder, spec, f"{archive}:{spec.folder}")
         if keep:
             try:  # one rename: the folder appears complete or not at all
                 os.replace(scratch / spec.folder, root / spec.folder)
             except OSError:  # another process (a second training rank) put it there first
                 pass
-        return train, test, classes, str(root / spec.folder) if keep else str(archive)
+        return result, str(root / spec.folder) if keep else str(archive)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def load_cifar(spec: DatasetSpec, root: Path, download: bool) -> ImageData:
-    """CIFAR-10/100 from `<root>/<spec.folder>/`, else from its archive in root (downloaded if allowed)."""
+def read_folder_or_archive(
+    spec: DatasetSpec,
+    root: Path,
+    download: bool,
+    notes: list[str],
+    read: Callable[[Path, DatasetSpec, str], T],
+    skip: tuple[str, ...] = (),
+) -> tuple[T, str]:
+    """read() on `<root>/<spec.folder>/`, else on its archive in root (downloaded if allowed and missing)."""
     folder, published = root / spec.folder, spec.files[0]
     archive = root / published.name
-    notes: list[str] = []
     if folder.is_dir():
-        train, test, classes = read_batches(folder, spec, str(folder))
-        source = str(folder)
-    else:
-        if archive.is_file():
-            if not md5_matches(archive, published.md5):
-                notes.append(
-                    f"{archive} differs from the official archive (md5): reading it since its format checks out"
-                )
-        elif download:
-            download_file(spec.url_base + published.name, archive, published.md5, published.name)
-        else:
-            raise DataError(
-                f"{spec.name} not found: place {published.name} (or its unpacked {spec.folder}/ folder) in {root}, "
-                "or allow downloads (drop --no-download)"
+        return read(folder, spec, str(folder)), str(folder)
+    if archive.is_file():
+        if not md5_matches(archive, published.md5):
+            notes.append(
+                f"{archive} differs from the official archive (md5): reading it since its format checks out"
             )
-        train, test, classes, source = _read_archive(archive, root, spec, notes)
+    elif download:
+        download_file(spec.url_base + published.name, archive, published.md5, published.name)
+    else:
+        raise DataError(
+            f"{spec.name} not found: place {published.name} (or its unpacked {spec.folder}/ folder) in {root}, "
+            "or allow downloads (drop --no-download)"
+        )
+    return read_archive(archive, root, spec, notes, read, skip)
+
+
+def load_cifar(spec: DatasetSpec, root: Path, download: bool) -> ImageData:
+    """CIFAR-10/100 from `<root>/<spec.folder>/`, else from its archive in root (downloaded if allowed)."""
+    notes: list[str] = []
+    (train, test, classes), source = read_folder_or_archive(spec, root, download, notes, read_batches)
     return ImageData(
         name=spec.name,
         classes=classes,

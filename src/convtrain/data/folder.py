@@ -11,7 +11,9 @@ and square image_size x image_size (the most common size, unless given).
 
 from __future__ import annotations
 
+import io
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -63,12 +65,30 @@ def to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
     return out
 
 
+@dataclass(frozen=True)
+class ImageBytes:
+    """An encoded image held in memory (a parquet cell), named for messages like a file."""
+
+    name: str  # e.g. train-00000.parquet row 17
+    data: bytes
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _open(source: str | Path | ImageBytes) -> Image.Image:
+    return Image.open(io.BytesIO(source.data) if isinstance(source, ImageBytes) else source)
+
+
 def decode_image(
-    path: str | Path, channels: int | None = None, image_size: int | None = None
+    path: str | Path | ImageBytes, channels: int | None = None, image_size: int | None = None
 ) -> torch.Tensor:
-    """Read one image file as uint8 (C, H, W): gray (1) or RGB (3), resized to image_size if given."""
+    """Read one image (a file, or bytes in memory) as uint8 (C, H, W): gray (1) or RGB (3), resized to image_size if given.
+
+    Every reader of image files (folders, csv, parquet) and the streaming loader decode through here.
+    """
     try:
-        with Image.open(path) as im:
+        with _open(path) as im:
             if im.mode.startswith("I;16"):  # 16-bit gray: scale to 8 bits instead of clipping at 255
                 im = Image.fromarray((np.asarray(im, dtype=np.float64) / 257).round().astype(np.uint8))
             channels = channels or (1 if im.mode in GRAY_MODES else 3)
@@ -96,12 +116,12 @@ def _trees(root: Path) -> dict[str, Path]:
     return {"train": root}
 
 
-def _probe(path: Path) -> tuple[tuple[int, int], str] | str:
+def _probe(path: Path | ImageBytes) -> tuple[tuple[int, int], str] | str:
     """(size, mode) read from the header, or the reason the file is not a usable image."""
-    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+    if isinstance(path, Path) and path.suffix.lower() not in IMAGE_EXTENSIONS:
         return "not an image file name (.png, .jpg, .jpeg, .bmp, .webp)"
     try:
-        with Image.open(path) as im:
+        with _open(path) as im:
             return im.size, im.mode
     except PIL_ERRORS as e:
         return reason(e)
@@ -128,18 +148,35 @@ def _scan(trees: dict[str, Path]) -> tuple[list[str], dict[str, list[tuple[Path,
         files[split] = []
         for folder in folders:
             found, label = [p for p in _listdir(folder) if p.is_file()], classes.index(folder.name)
-            for path in found:
-                probe = _probe(path)
-                if isinstance(probe, str):
-                    bad.append((path, probe))
-                else:
-                    headers[path] = probe
-                    files[split].append((path, label))
+            files[split] += probe_all([(path, label) for path in found], headers, bad)
             if split == "train" and not any(p in headers for p in found):
                 raise DataError(
                     f"class folder {folder} has no readable images: add some or delete the folder"
                 )
     return classes, files, headers, bad
+
+
+def probe_all(
+    entries: list[tuple[Path | ImageBytes, int]], headers: dict, bad: list
+) -> list[tuple[Path | ImageBytes, int]]:
+    """The entries whose headers read as images; their (size, mode) go to headers, the others to bad."""
+    kept = []
+    for source, label in entries:
+        probe = _probe(source)
+        if isinstance(probe, str):
+            bad.append((source, probe))
+        else:
+            headers[source] = probe
+            kept.append((source, label))
+    return kept
+
+
+def _shown(source: Path | ImageBytes, root: Path) -> str:
+    return (
+        str(source.relative_to(root))
+        if isinstance(source, Path) and source.is_relative_to(root)
+        else str(source)
+    )
 
 
 def _refuse_bad_files(bad: list[tuple[Path, str]], root: Path) -> DataError:
@@ -157,7 +194,7 @@ def first_few(names: list[str]) -> str:
 
 
 def _skipped_note(bad: list[tuple[Path, str]], root: Path) -> str:
-    names = first_few([str(p.relative_to(root)) for p, _ in bad])
+    names = first_few([_shown(p, root) for p, _ in bad])
     return f"skipped {len(bad)} files in {root} that are not readable images: {names}"
 
 
@@ -210,6 +247,40 @@ def read_folder(
         raise DataError(f"folder dataset {root} does not exist or is not a folder")
     trees = _trees(root)
     classes, files, headers, bad = _scan(trees)
+    return from_files(
+        files,
+        classes,
+        headers,
+        bad,
+        root,
+        root.resolve().name,
+        f"folder:{root.resolve()}",
+        image_size,
+        channels,
+        strict,
+        in_memory,
+    )
+
+
+def from_files(
+    files: dict[str, list[tuple[Path | ImageBytes, int]]],
+    classes: list[str],
+    headers: dict,
+    bad: list[tuple[Path | ImageBytes, str]],
+    root: Path,
+    name: str,
+    source: str,
+    image_size: int | None = None,
+    channels: int | None = None,
+    strict: bool = False,
+    in_memory: bool = True,
+) -> ImageData:
+    """Labelled image files (per split) as ImageData: the one decode path of folders, csv and parquet.
+
+    files maps train/val/test to (file, label) lists whose headers are in headers; bad holds the
+    files already found unreadable (named relative to root). Decoding adds the ones whose pixels
+    turn out broken.
+    """
     if strict and bad:
         raise _refuse_bad_files(bad, root)
     notes: list[str] = []
@@ -233,7 +304,7 @@ def read_folder(
     missing = [c for c, n in zip(classes, counts, strict=True) if n == 0]
     if missing:
         raise DataError(
-            f"class folders {missing} in {trees['train']} have no readable images: add some or delete them"
+            f"classes {first_few(missing)} have no readable training images in {root}: add some or remove the class"
         )
     if in_memory:
         mean, std = channel_stats(splits["train"].images)
@@ -241,7 +312,7 @@ def read_folder(
         sample = splits["train"].files[:: max(1, len(splits["train"]) // STATS_SAMPLE)]
         mean, std = channel_stats(_decode_all([(p, 0) for p in sample], channels, image_size, []).images)
     return ImageData(
-        name=root.resolve().name,
+        name=name,
         classes=classes,
         channels=channels,
         image_size=image_size,
@@ -250,6 +321,6 @@ def read_folder(
         train=splits["train"],
         test=splits.get("test"),
         val=splits.get("val"),
-        source=f"folder:{root.resolve()}",
+        source=source,
         notes=notes,
     )

@@ -1,7 +1,9 @@
 """The registered datasets and load_dataset(): one call from a name to an ImageData.
 
-A name is a registered dataset (mnist, fashion-mnist, cifar10, cifar100), `folder:PATH` (a folder
-per class) or `npz:PATH` (arrays x_train, y_train, ...). Registered datasets live under the data
+A name is a registered dataset (mnist, fashion-mnist, kmnist, emnist-balanced/-letters/-digits,
+cifar10, cifar100, svhn, stl10), `folder:PATH` (a folder per class), `npz:PATH` (arrays x_train,
+y_train, ...), `csv:PATH` (a label file with images beside it) or `parquet:PATH` (Hugging Face
+layout). This module is the one place names map to readers. Registered datasets live under the data
 root: the data_dir argument, else $CONVTRAIN_DATA, else ~/.cache/convtrain.
 
 Problems worth knowing but not fatal (a user copy with another md5, skipped image files) are kept
@@ -18,11 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from convtrain.data.cifar import load_cifar
+from convtrain.data.csv_labels import read_csv
 from convtrain.data.dataset import ImageData
 from convtrain.data.folder import read_folder, resize_images, to_channels
 from convtrain.data.idx import load_idx_dataset
 from convtrain.data.info import channel_stats
 from convtrain.data.npz import read_npz
+from convtrain.data.parquet import read_parquet
+from convtrain.data.stl10 import load_stl10
+from convtrain.data.svhn import load_svhn
 from convtrain.errors import ConfigError
 
 DEFAULT_DATA_DIR = "~/.cache/convtrain"
@@ -50,21 +56,30 @@ class DatasetSpec:
     classes: tuple[str, ...]
     channels: int
     image_size: int
-    mean: tuple[float, ...]  # per channel, 0-1 scale, over the official training split
+    mean: tuple[
+        float, ...
+    ]  # per channel, 0-1 scale, over the official training split; () computes it on load
     std: tuple[float, ...]
     url_base: str  # files are downloaded from url_base + file name; "" means never downloaded
     files: tuple[DataFile, ...]
     folder: str  # under the data root: where the files (or the extracted archive) live
     description: str
     bundled: bool = False  # shipped inside the package (MNIST), so it works offline
+    reader: str = "idx"  # a key of READERS: the file format
+    archive: DataFile | None = None  # IDX files published inside one zip (EMNIST), path under the data root
+    archive_dir: str = ""  # the folder inside that zip that holds them
+    first_label: int = 0  # the label the files give the first class (EMNIST letters: 1)
+    transposed: bool = False  # IDX images stored column by column (EMNIST)
 
 
-def _idx_files(md5s: tuple[str, ...], content_md5s: tuple[str, ...]) -> tuple[DataFile, ...]:
+def _idx_files(
+    md5s: tuple[str, ...], content_md5s: tuple[str, ...], prefix: str = "", test: str = "t10k"
+) -> tuple[DataFile, ...]:
     names = (
-        "train-images-idx3-ubyte",
-        "train-labels-idx1-ubyte",
-        "t10k-images-idx3-ubyte",
-        "t10k-labels-idx1-ubyte",
+        f"{prefix}train-images-idx3-ubyte",
+        f"{prefix}train-labels-idx1-ubyte",
+        f"{prefix}{test}-images-idx3-ubyte",
+        f"{prefix}{test}-labels-idx1-ubyte",
     )
     kinds = ("images", "labels", "images", "labels")
     return tuple(
@@ -83,6 +98,9 @@ CIFAR100_CLASSES = tuple(
     "tank telephone television tiger tractor train trout tulip turtle wardrobe whale willow_tree wolf woman "
     "worm".split()
 )
+
+# EMNIST balanced: digits, capitals, and the 11 lower-case letters whose shape differs from their capital.
+EMNIST_BALANCED = tuple("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghnqrt")
 
 DATASETS: dict[str, DatasetSpec] = {
     "mnist": DatasetSpec(
@@ -148,6 +166,7 @@ DATASETS: dict[str, DatasetSpec] = {
         files=(DataFile("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a"),),
         folder="cifar-10-batches-py",
         description="small photos, 50,000 train + 10,000 test, 32x32 RGB, 10 classes",
+        reader="cifar",
     ),
     "cifar100": DatasetSpec(
         name="cifar100",
@@ -160,6 +179,84 @@ DATASETS: dict[str, DatasetSpec] = {
         files=(DataFile("cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85"),),
         folder="cifar-100-python",
         description="small photos, 50,000 train + 10,000 test, 32x32 RGB, 100 fine classes",
+        reader="cifar",
+    ),
+    "kmnist": DatasetSpec(
+        name="kmnist",
+        classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+        channels=1,
+        image_size=28,
+        mean=(),
+        std=(),
+        url_base="http://codh.rois.ac.jp/kmnist/dataset/kmnist/",
+        files=_idx_files(
+            (
+                "bdb82020997e1d708af4cf47b453dcf7",
+                "e144d726b3acfaa3e44228e80efcd344",
+                "5c965bf0a639b31b8f53240b1b52f4d7",
+                "7320c461ea6c1c855c0b718fb2a4b134",
+            ),
+            ("", "", "", ""),
+        ),
+        folder="KMNIST/raw",
+        description="Kuzushiji-MNIST, cursive Japanese characters, 60,000 train + 10,000 test, 28x28 gray",
+    ),
+    **{
+        f"emnist-{split}": DatasetSpec(
+            name=f"emnist-{split}",
+            classes=classes,
+            channels=1,
+            image_size=28,
+            mean=(),
+            std=(),
+            url_base="https://biometrics.nist.gov/cs_links/EMNIST/",
+            files=_idx_files(("", "", "", ""), ("", "", "", ""), prefix=f"emnist-{split}-", test="test"),
+            folder="EMNIST/raw",
+            description=f"EMNIST {split}: {what}, 28x28 gray",
+            archive=DataFile("EMNIST/gzip.zip", "58c8d27c78d21e728a6bc7b3cc06412e"),
+            archive_dir="gzip",
+            first_label=first,
+            transposed=True,
+        )
+        for split, classes, first, what in (
+            ("balanced", EMNIST_BALANCED, 0, "digits and letters, 47 classes, 112,800 train + 18,800 test"),
+            (
+                "letters",
+                tuple("abcdefghijklmnopqrstuvwxyz"),
+                1,
+                "letters, 26 classes (upper and lower case merged), 124,800 train + 20,800 test",
+            ),
+            ("digits", tuple("0123456789"), 0, "handwritten digits, 240,000 train + 40,000 test"),
+        )
+    },
+    "svhn": DatasetSpec(
+        name="svhn",
+        classes=tuple("0123456789"),
+        channels=3,
+        image_size=32,
+        mean=(),
+        std=(),
+        url_base="http://ufldl.stanford.edu/housenumbers/",
+        files=(
+            DataFile("train_32x32.mat", "e26dedcc434d2e4c54c9b2d4a06d8373"),
+            DataFile("test_32x32.mat", "eb5a983be6a315427106f1b164d9cef3"),
+        ),
+        folder="SVHN",
+        description="street-view house-number digits, 73,257 train + 26,032 test, 32x32 RGB (needs scipy)",
+        reader="svhn",
+    ),
+    "stl10": DatasetSpec(
+        name="stl10",
+        classes=("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"),
+        channels=3,
+        image_size=96,
+        mean=(),
+        std=(),
+        url_base="http://ai.stanford.edu/~acoates/stl10/",
+        files=(DataFile("stl10_binary.tar.gz", "91f7769df0f17e558f3565bffb0c7dfb"),),
+        folder="stl10_binary",
+        description="photos, 5,000 train + 8,000 test (labelled splits), 96x96 RGB, 10 classes",
+        reader="stl10",
     ),
 }
 
@@ -168,7 +265,10 @@ ALIASES = {
     "fashion": "fashion-mnist",
     "cifar-10": "cifar10",
     "cifar-100": "cifar100",
+    "emnist": "emnist-balanced",
+    "stl-10": "stl10",
 }
+READERS = {"idx": load_idx_dataset, "cifar": load_cifar, "svhn": load_svhn, "stl10": load_stl10}
 
 
 def resolve_data_dir(data_dir: str | None) -> Path:
@@ -207,24 +307,35 @@ def load_dataset(
     strict: bool = False,
     download: bool = True,
     in_memory: bool = True,
+    csv_columns: str | None = None,
 ) -> ImageData:
-    """Read a dataset by name (registered, folder:PATH or npz:PATH), converted to image_size and channels if given.
+    """Read a dataset by name (registered, folder:, npz:, csv: or parquet:PATH), converted to image_size and channels if given.
 
-    strict refuses a folder with unreadable files instead of skipping them; in_memory=False gives a
-    folder dataset as file lists for the streaming loader (other formats are always in memory).
+    strict refuses a folder, csv or parquet set with unreadable files instead of skipping them;
+    in_memory=False gives a folder or csv dataset as file lists for the streaming loader (other
+    formats are always in memory). csv_columns names a CSV's path and label columns ("file,label").
     """
     _check_options(image_size, channels)
     kind, _, path = name.partition(":")
+    where = Path(path).expanduser()
     if kind == "folder" and path:
-        data = read_folder(Path(path).expanduser(), image_size, channels, strict=strict, in_memory=in_memory)
+        data = read_folder(where, image_size, channels, strict=strict, in_memory=in_memory)
+    elif kind == "csv" and path:
+        data = read_csv(
+            where, image_size, channels, strict=strict, in_memory=in_memory, csv_columns=csv_columns
+        )
+    elif kind == "parquet" and path:
+        data = read_parquet(where, image_size, channels, strict=strict)
     elif kind == "npz" and path:
-        data = convert(read_npz(Path(path).expanduser()), image_size, channels)
+        data = convert(read_npz(where), image_size, channels)
     else:
         key = name.lower().replace("_", "-")
         spec = DATASETS.get(ALIASES.get(key, key))
         if spec is None:
             valid = ", ".join(DATASETS)
-            raise ConfigError(f"unknown dataset '{name}': choose one of {valid}, or folder:PATH or npz:PATH")
+            raise ConfigError(
+                f"unknown dataset '{name}': choose one of {valid}, or folder:PATH, npz:PATH, csv:PATH or parquet:PATH"
+            )
         data = convert(_load_registered(spec, resolve_data_dir(data_dir), download), image_size, channels)
     for note in data.notes:
         warnings.warn(note, DataWarning, stacklevel=2)
@@ -232,6 +343,7 @@ def load_dataset(
 
 
 def _load_registered(spec: DatasetSpec, root: Path, download: bool) -> ImageData:
-    if spec.name.startswith("cifar"):
-        return load_cifar(spec, root, download)
-    return load_idx_dataset(spec, root, download)
+    data = READERS[spec.reader](spec, root, download)
+    if not spec.mean:  # no verified published figure: measure the training split as read
+        data.mean, data.std = channel_stats(data.train.images)
+    return data
