@@ -6,7 +6,8 @@
     make bench
 
 Names: overhead (engine vs bare loop), tutorial (vs the classic DataLoader loop), accuracy (time to
-test accuracy with the fast recipes), formats (NCHW vs channels_last on the CPU), zoo and airbench (GPU only: skipped with a line without CUDA).
+test accuracy with the fast recipes), formats (NCHW vs channels_last on the CPU), peers (convtrain vs
+Lightning, the tutorial loop and a bare loop, as whole processes), zoo and airbench (GPU only: skipped with a line without CUDA).
 The saved file is named after the date and the benchmarks run; copy tables into BENCHMARKS.md.
 """
 
@@ -17,7 +18,7 @@ import datetime
 import sys
 import time
 
-from benchmarks import accuracy, formats, gpu, overhead, tutorial
+from benchmarks import accuracy, formats, gpu, overhead, peers, tutorial
 from benchmarks.common import DEVICE_CHOICE, RESULTS, describe_machine
 
 BENCHMARKS = {
@@ -25,6 +26,7 @@ BENCHMARKS = {
     "tutorial": tutorial.run,
     "accuracy": accuracy.run,
     "formats": formats.run,
+    "peers": peers.run,
     "zoo": gpu.zoo,
     "airbench": gpu.airbench,
 }
