@@ -215,3 +215,49 @@ def test_data_info_on_every_new_registered_set(tmp_path):
         info = dataset_info(load_dataset(name, str(tmp_path), download=False))
         text = format_info(info)
         assert info["name"] == name and info["splits"]["test"]["images"] > 0 and "total" in text
+
+
+# ----- each new set's recipe runs two steps on the tiny official-format files -----
+
+
+def write_named(root: Path, dataset: str) -> None:
+    if dataset == "kmnist":
+        write_idx_set(root / "KMNIST" / "raw", n_train=40, n_test=10)
+    elif dataset.startswith("emnist"):
+        split = dataset.removeprefix("emnist-")
+        classes = {"balanced": 47, "letters": 26, "digits": 10}[split]
+        write_emnist(root, split, n=40, first=int(split == "letters"), classes=classes)
+    elif dataset == "svhn":
+        write_svhn(root / "SVHN", n=40)
+    else:
+        files, _ = stl10_files(n_train=40, n_test=10)
+        (root / "stl10_binary").mkdir(parents=True)
+        for name, payload in files.items():
+            (root / "stl10_binary" / name).write_bytes(payload)
+
+
+SLOW = pytest.mark.slow  # fastnet at full width: about 10 s each on a 2-core CPU
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        "kmnist-fast",
+        "emnist-balanced-fast",
+        "emnist-letters-fast",
+        "emnist-digits-fast",
+        pytest.param("svhn-fast", marks=SLOW),
+        pytest.param("stl10-fast", marks=SLOW),
+    ],
+)
+def test_new_recipes_run_two_steps(recipe, tmp_path):
+    from convtrain.cli import main
+    from convtrain.recipes import load_recipe
+
+    dataset = load_recipe(recipe)["dataset"]
+    write_named(tmp_path / "data", dataset)
+    args = ["train", "--recipe", recipe, "--data-dir", str(tmp_path / "data"), "--no-download"]
+    args += ["--out", str(tmp_path / "run"), "--epochs", "1", "--max-steps", "2", "--batch-size", "16"]
+    args += ["--quiet", "--no-plots", "--device", "cpu", "--precision", "fp32", "--no-compile"]
+    assert main(args) == 0
+    assert (tmp_path / "run" / "last.pt").is_file()
