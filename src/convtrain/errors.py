@@ -37,3 +37,7 @@ def reason(error: BaseException) -> str:
     """
     text = " ".join(str(error).split())
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class DataWarning(UserWarning):
+    """A dataset problem convtrain worked around; the same text is in ImageData.notes."""

@@ -29,13 +29,9 @@ from convtrain.data.npz import read_npz
 from convtrain.data.parquet import read_parquet
 from convtrain.data.stl10 import load_stl10
 from convtrain.data.svhn import load_svhn
-from convtrain.errors import ConfigError
+from convtrain.errors import ConfigError, DataWarning
 
 DEFAULT_DATA_DIR = "~/.cache/convtrain"
-
-
-class DataWarning(UserWarning):
-    """A dataset problem convtrain worked around; the same text is in ImageData.notes."""
 
 
 @dataclass(frozen=True)
