@@ -257,6 +257,58 @@ def test_image_folder(data, fmt, strict, stream):
         reads_or_refuses(lambda: read_folder(root / "set", strict=strict, in_memory=not stream))
 
 
+# ----- csv label files, parquet, SVHN .mat -----
+
+CSV = b"id,label,split\n0,cat,train\n1,dog,train\n2,dog,test\n"
+
+
+@fuzz(80)
+@given(data=st.data())
+def test_csv_label_file(data):
+    with sandbox("l.csv", "0.png", "1.png", "2.png") as root:
+        for i in range(3):
+            (root / f"{i}.png").write_bytes(IMAGES["PNG"])
+        (root / "l.csv").write_bytes(data.draw(damaged(CSV)))
+        reads_or_refuses(lambda: load_dataset(f"csv:{root / 'l.csv'}"))
+
+
+def _parquet() -> bytes:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    out = io.BytesIO()
+    images = [{"bytes": IMAGES["PNG"], "path": "x.png"}] * 2
+    pq.write_table(pa.table({"image": images, "label": pa.array([0, 1], pa.int64())}), out)
+    return out.getvalue()
+
+
+@fuzz(80)
+@given(data=st.data())
+def test_parquet(data):
+    valid = _parquet()
+    with sandbox("train.parquet") as root:
+        (root / "train.parquet").write_bytes(data.draw(damaged(valid)))
+        reads_or_refuses(lambda: load_dataset(f"parquet:{root / 'train.parquet'}"))
+
+
+def _mat() -> bytes:
+    scipy_io = pytest.importorskip("scipy.io")
+    out = io.BytesIO()
+    x = RNG.integers(0, 256, (32, 32, 3, 2)).astype(np.uint8)
+    scipy_io.savemat(out, {"X": x, "y": np.array([[10], [3]], np.uint8)})
+    return out.getvalue()
+
+
+@fuzz(80)
+@given(data=st.data())
+def test_svhn_mat(data):
+    from convtrain.data.svhn import read_mat
+
+    valid = _mat()
+    with sandbox("t.mat") as root:
+        (root / "t.mat").write_bytes(data.draw(damaged(valid)))
+        reads_or_refuses(lambda: read_mat(root / "t.mat"))
+
+
 # ----- YAML configs -----
 
 CONFIG = (Path(__file__).resolve().parents[1] / "src/convtrain/recipes/mnist-fast.yaml").read_bytes()
