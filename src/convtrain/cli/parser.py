@@ -13,10 +13,10 @@ import sys
 import warnings
 from collections.abc import Callable
 
-from convtrain.cli import data_commands, run_commands, train_commands
+from convtrain.cli import data_commands, run_commands, sweep_commands, train_commands
 from convtrain.errors import ConvtrainError
 
-GROUPS = (train_commands, data_commands, run_commands)  # in the order `--help` lists them
+GROUPS = (train_commands, sweep_commands, data_commands, run_commands)  # in the order `--help` lists them
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,7 +22,17 @@ from convtrain.timings import format_timings, seconds_since_process_start
 
 
 def register(command: Add) -> None:
-    add_config_flags(command("train", cmd_train, "train a model; writes a run folder"))
+    train = command("train", cmd_train, "train a model; writes a run folder")
+    add_config_flags(train)
+    train.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="train seeds 0..N-1 into one folder (seed-0, ...) with summary.json, summary.csv and report.html",
+    )
+    train.add_argument(
+        "--jobs", type=int, default=1, help="with --seeds: worker processes (CPU threads split, or a GPU each)"
+    )
     lr = command("lr-find", cmd_lr_find, "learning-rate range test: plot loss against lr, suggest one")
     add_config_flags(lr)
     lr.add_argument("--start", type=float, default=1e-5, help="smallest lr tried")
@@ -73,6 +83,13 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    if args.seeds > 1 or args.jobs > 1:
+        if config.nproc > 1:
+            raise ConfigError("--seeds runs one process per seed; drop --nproc (or train each seed with --seed N)")
+        from convtrain.sweep.seeds import train_seeds
+
+        train_seeds(config, args.seeds, args.jobs)
+        return 0
     if config.nproc > 1 and "LOCAL_RANK" not in os.environ:
         from convtrain.distributed import launch
 

@@ -1,0 +1,52 @@
+"""`convtrain sweep`: a hyper-parameter search on Optuna, one run folder per trial.
+
+    convtrain sweep space.yaml --trials 20 --jobs 2
+    convtrain sweep space.yaml --storage journal:/shared/sweep.log --study lenet --out /shared/sweeps/lenet
+    convtrain sweep --resume sweeps/space
+
+The sweep file's format is in src/convtrain/sweep/space.py. Seeds are a `train` flag (--seeds N).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from convtrain.cli.commands import Add
+
+
+def register(command: Add) -> None:
+    sweep = command("sweep", cmd_sweep, "search hyper-parameters with Optuna; one run folder per trial")
+    sweep.add_argument("space", nargs="?", help="sweep file: base config, search space, sampler, pruner")
+    sweep.add_argument(
+        "--trials", type=int, help="trials the study should hold in all (default: the file's, else 20)"
+    )
+    sweep.add_argument(
+        "--jobs", type=int, default=1, help="worker processes on this machine (CPU threads split)"
+    )
+    sweep.add_argument(
+        "--storage",
+        help="Optuna storage shared by workers: a database URL (postgresql://..., sqlite:///x.db) or "
+        "journal:PATH (a file on a shared file system); default: study.db in the sweep folder",
+    )
+    sweep.add_argument("--study", help="study name (default: the sweep file's name)")
+    sweep.add_argument("--out", help="sweep folder (default: sweeps/<file name>, numbered if taken)")
+    sweep.add_argument(
+        "--resume", metavar="DIR", help="continue the sweep in DIR: retry the interrupted trial"
+    )
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from convtrain.errors import ConfigError
+    from convtrain.sweep.study import prepare, require_optuna, run_sweep
+
+    require_optuna()
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.resume and args.space:
+        raise ConfigError("give a sweep file or --resume DIR, not both (the folder holds its sweep file)")
+    spec, folder, storage, study = prepare(
+        args.space, args.out, args.resume, args.storage, args.study, args.trials
+    )
+    report = run_sweep(spec, folder, storage, study, args.jobs)
+    print(f"trials: {folder.trials_csv_path}  best: {folder.best_path}  report: {report}")
+    return 0

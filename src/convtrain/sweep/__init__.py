@@ -1,0 +1,11 @@
+"""Many runs of one config: seed statistics (seeds.py) and hyper-parameter sweeps on Optuna (study.py).
+
+    convtrain train --recipe lenet5-mnist-fast --seeds 5 --jobs 2
+    convtrain sweep space.yaml --trials 20
+
+Optuna is imported only by the sweep modules (the `sweep` extra); seeds need nothing beyond convtrain.
+"""
+
+from convtrain.sweep.seeds import train_seeds
+
+__all__ = ["train_seeds"]
