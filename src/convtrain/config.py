@@ -27,6 +27,7 @@ INITS = ("default", "kaiming", "xavier", "normal")
 LOADERS = ("device", "stream")
 CLASS_WEIGHTS = ("none", "balanced")
 CHANNELS_LAST = ("auto", "on", "off")
+PRETRAINED_LIBRARY = "library"  # --pretrained alone: the library's own weights for a timm:/torchvision: model
 
 
 @dataclass(frozen=True)
@@ -60,13 +61,19 @@ class TrainConfig:
     strict: bool = False
     """Refuse a folder dataset with unreadable images instead of skipping them."""
     download: bool = True
-    """Download a missing registered dataset from its public address."""
+    """Download a missing registered dataset (and --pretrained library weights) from its public address."""
 
     # ----- model -----
     model: str = "mnist-cnn"
     """A name from `convtrain models`."""
     init: str = "default"
     """Weight init: default (PyTorch's), kaiming, xavier, or normal (mean 0, std 0.02)."""
+    pretrained: str | None = dataclasses.field(default=None, metadata={"flag_alone": PRETRAINED_LIBRARY})
+    """Start from pretrained weights: 'library' (the flag alone) takes timm's or torchvision's weights for a
+    timm:/torchvision: model from their local cache; a path loads a .safetensors or .pth file."""
+    init_from: str | None = None
+    """Start from an earlier run's weights: RUN_DIR (its best.pt) or RUN_DIR:last. Same architecture; the
+    optimizer, schedule and epochs start fresh (unlike --resume); other classes get a new head."""
 
     # ----- optimisation -----
     epochs: int = 3
@@ -114,6 +121,12 @@ class TrainConfig:
     """Stop after the epoch that passes this many seconds of training; 0 for no limit."""
     max_steps: int = 0
     """Stop after this many optimizer steps (smoke tests); 0 for no limit."""
+    freeze_epochs: int = 0
+    """Train only the classifier head for this many epochs, then everything; fewer than epochs."""
+    backbone_lr_mult: float = 1.0
+    """The backbone's lr as a multiple of the head's: discriminative rates, e.g. 0.1 when fine-tuning."""
+    train_bn: bool = False
+    """While the backbone is frozen, let its BatchNorm layers learn and update their statistics."""
 
     # ----- runtime -----
     device: str = "auto"
@@ -162,7 +175,7 @@ class TrainConfig:
         _at_least("epochs", self.epochs, 1)
         _at_least("workers", self.workers, 0)
         _at_least("nproc", self.nproc, 1)
-        for name in ("limit_train", "patience", "max_steps", "log_every", "step_epochs"):
+        for name in ("limit_train", "patience", "max_steps", "log_every", "step_epochs", "freeze_epochs"):
             _at_least(name, getattr(self, name), 0)
         for name in ("lr", "weight_decay", "momentum", "warmup_epochs", "grad_clip", "max_time"):
             _at_least(name, getattr(self, name), 0.0)
@@ -180,6 +193,22 @@ class TrainConfig:
             raise ConfigError(f"channels must be 1 (gray) or 3 (RGB), got {self.channels}")
         if self.image_size is not None and not 8 <= self.image_size <= 1024:
             raise ConfigError(f"image_size must be between 8 and 1024 pixels, got {self.image_size}")
+        if self.freeze_epochs and self.freeze_epochs >= self.epochs:
+            raise ConfigError(
+                f"freeze_epochs {self.freeze_epochs} must be fewer than epochs {self.epochs}, or nothing unfreezes"
+            )
+        if not isinstance(self.backbone_lr_mult, int | float) or not self.backbone_lr_mult > 0:
+            raise ConfigError(
+                f"backbone_lr_mult must be a positive factor such as 0.1, got {self.backbone_lr_mult!r}"
+            )
+        if self.pretrained is not None and self.init_from is not None:
+            raise ConfigError(
+                "pass either --pretrained or --init-from, not both: they name the starting weights"
+            )
+        if self.pretrained == "" or self.init_from == "":
+            raise ConfigError(
+                "pretrained and init_from need a value: 'library', a weights file or a run folder"
+            )
         if not isinstance(self.dataset, str) or not self.dataset:
             raise ConfigError("dataset must be a name such as mnist, or folder:PATH / npz:PATH")
         from convtrain.data.augment import parse_augment

@@ -25,9 +25,11 @@ from convtrain.data.loader import make_loader
 from convtrain.data.pixels import normalize
 from convtrain.data.split import split_indices
 from convtrain.errors import ConfigError, ConvtrainError
+from convtrain.finetune import Freezer
 from convtrain.models import build_model, init_weights
 from convtrain.models.hooks import FitsToData
 from convtrain.optim import WeightAverage, class_weights
+from convtrain.pretrained import input_size, warm_start
 from convtrain.progress import Progress
 from convtrain.rundir import RunDir
 from convtrain.runtime import (
@@ -54,6 +56,18 @@ class Job:
     test_loader: Any
     writer: Any = None  # TensorBoard SummaryWriter on rank 0
     timings: Timings = field(default_factory=Timings)
+    freezer: Freezer | None = None  # --freeze-epochs: which parameters learn in each epoch
+
+    def train_mode(self, epoch: int) -> None:
+        """The network in training mode for `epoch` (from 0); the backbone frozen for --freeze-epochs."""
+        if self.freezer is None:
+            self.net.train()
+            return
+        if epoch == self.freezer.epochs:
+            self.log(f"epoch {epoch + 1}: backbone unfrozen, every layer trains")
+        elif epoch < self.freezer.epochs:
+            self.log(f"epoch {epoch + 1}: backbone frozen, only the head trains")
+        self.freezer.train_mode(self.net, epoch)
 
     @property
     def num_classes(self) -> int:
@@ -159,6 +173,7 @@ def _build(
 ) -> Job:
     seed_everything(config.seed)
     started = time.perf_counter()
+    config = input_size(config)  # a pretrained network that takes one input size only
     data = load_data(config)  # read from disk, or kept from an earlier run (data/cache.py)
     if not config.normalize:  # pixels scaled to 0-1 only; the model card records the same
         data = dataclasses.replace(data, mean=(0.0,) * data.channels, std=(1.0,) * data.channels)
@@ -168,7 +183,10 @@ def _build(
     model_started = time.perf_counter()
     model = build_model(config.model, data.channels, data.num_classes, data.image_size)
     init_weights(model, config.init)
-    if isinstance(model, FitsToData):  # layers set from the data itself, e.g. a frozen whitening layer
+    data, weights_origin = warm_start(
+        model, data, config, run
+    )  # --pretrained/--init-from: their mean/std too
+    if isinstance(model, FitsToData) and not weights_origin:  # layers set from the data, e.g. whitening
         model.fit_to_data(_normalised_sample(train_split, data))
     channels_last = use_channels_last(config.channels_last, device, config.precision)
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
@@ -177,7 +195,9 @@ def _build(
         if config.sync_bn:
             model = net = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=config.freeze_epochs > 0,  # frozen parameters get no gradient
         )
     if config.compile:
         net = torch.compile(net)
@@ -228,7 +248,7 @@ def _build(
     writer = None
     if record and distributed.is_main():
         run.write_config(config)
-        run.write_card(model_card(config, data))
+        run.write_card(model_card(config, data, weights_origin))
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(log_dir=str(run.path))
@@ -254,12 +274,26 @@ def _build(
         test_loader,
         writer,
         timings,
+        Freezer(model, config.freeze_epochs, config.train_bn) if config.freeze_epochs else None,
     )
 
 
-def model_card(config: TrainConfig, data: ImageData) -> dict[str, Any]:
+def model_card(config: TrainConfig, data: ImageData, weights: dict[str, Any] | None = None) -> dict[str, Any]:
+    """model.json: what rebuilds the network and preprocesses its input. A timm/torchvision model adds
+    its source, name and builder arguments; a warm start adds where its weights came from."""
     from convtrain import __version__
+    from convtrain.models.external import model_arguments, split_name
 
+    external = split_name(config.model)
+    library = (
+        {
+            "source": external[0],
+            "name": external[1],
+            "arguments": model_arguments(config.model, data.channels, data.num_classes, data.image_size),
+        }
+        if external
+        else {}
+    )
     return {
         "architecture": config.model,
         "classes": list(data.classes),
@@ -270,6 +304,8 @@ def model_card(config: TrainConfig, data: ImageData) -> dict[str, Any]:
         "dataset": data.name,
         "dataset_source": data.source,
         "convtrain_version": __version__,
+        **library,
+        **({"weights": weights} if weights else {}),
     }
 
 

@@ -19,6 +19,15 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
         params = model.parameter_groups(config.lr, config.weight_decay)
     else:
         params = [p for p in model.parameters() if p.requires_grad]
+    if config.backbone_lr_mult != 1.0:  # discriminative rates: every group split into head and backbone
+        from convtrain.finetune import split_head_groups
+
+        groups = (
+            [{"lr": config.lr, **g} for g in params]
+            if isinstance(params[0], dict)
+            else [{"params": params, "lr": config.lr}]
+        )
+        params = split_head_groups(model, groups, config.backbone_lr_mult)
     if config.optimizer == "sgd":
         return torch.optim.SGD(
             params,

@@ -180,7 +180,7 @@ def train_one_epoch(
 ) -> dict[str, Any]:
     """One pass over the training loader. Returns mean loss/accuracy, images seen and steps taken."""
     config, net, criterion = job.config, job.net, job.criterion
-    net.train()
+    job.train_mode(epoch)  # net.train(), with the backbone frozen for --freeze-epochs
     # Running sums stay on the device (no sync per step). A non-finite loss makes loss_sum
     # non-finite for the rest of the epoch, so counting the steps after which it is still finite
     # finds the first bad step without a per-step branch: two small ops instead of five.

@@ -44,6 +44,18 @@ def register(command: Add) -> None:
     models.add_argument("--channels", type=int, default=3)
     models.add_argument("--image-size", type=int, default=32)
     models.add_argument("--classes", type=int, default=10)
+    models.add_argument(
+        "--source",
+        choices=("zoo", "timm", "torchvision"),
+        default="zoo",
+        help="zoo: convtrain's own table; timm or torchvision: their model names (use as --model timm:NAME)",
+    )
+    models.add_argument(
+        "--filter", default="*", help="shell pattern for --source timm/torchvision, e.g. 'resnet*'"
+    )
+    models.add_argument(
+        "--pretrained-only", action="store_true", help="only names with pretrained weights (--pretrained)"
+    )
 
     command("recipes", cmd_recipes, "list the packaged recipes (use with train --recipe NAME)")
 
@@ -78,6 +90,12 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.summary:
         model = build_model(args.summary, args.channels, args.classes, args.image_size)
         print(summarize(model, (args.channels, args.image_size, args.image_size)))
+    elif args.source != "zoo":
+        from convtrain.models.external import available
+
+        names = available(args.source, args.filter, pretrained=args.pretrained_only)
+        print("\n".join(f"{args.source}:{name}" for name in names))
+        print(f"{len(names)} {args.source} models match {args.filter!r}")
     else:
         print(format_model_table(model_table(args.channels, args.image_size, args.classes)))
     return 0

@@ -55,8 +55,12 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             )
             continue
         convert = {"int": int, "int | None": int, "float": float}.get(kind, str)
+        # a field with metadata flag_alone also works as a bare flag: --pretrained means --pretrained library
+        alone = (
+            {"nargs": "?", "const": field.metadata["flag_alone"]} if "flag_alone" in field.metadata else {}
+        )
         parser.add_argument(
-            flag, type=convert, default=argparse.SUPPRESS, metavar=field.name.upper(), help=help_text
+            flag, type=convert, default=argparse.SUPPRESS, metavar=field.name.upper(), help=help_text, **alone
         )
 
 

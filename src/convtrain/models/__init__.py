@@ -26,7 +26,7 @@ from convtrain.errors import ConfigError
 Builder = Callable[[int, int, int], nn.Module]  # (in_channels, num_classes, image_size) -> network
 
 # Modules in this folder that hold no registered models.
-_NOT_FAMILIES = {"summary", "hooks"}
+_NOT_FAMILIES = {"summary", "hooks", "external"}  # external: timm/torchvision by name
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,9 @@ def model_names() -> list[str]:
 def _entry(name: str) -> ModelEntry:
     registry = _registry()
     if name not in registry:
-        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(sorted(registry))}")
+        raise ConfigError(
+            f"unknown model {name!r}; choose one of: {', '.join(sorted(registry))}, or timm:NAME / torchvision:NAME"
+        )
     return registry[name]
 
 
@@ -91,18 +93,26 @@ def model_min_size(name: str) -> int:
 
 
 def build_model(name: str, in_channels: int = 3, num_classes: int = 10, image_size: int = 32) -> nn.Module:
-    """Build a freshly initialised network for (in_channels, image_size, image_size) inputs."""
-    entry = _entry(name)
+    """Build a freshly initialised network for (in_channels, image_size, image_size) inputs.
+
+    Names with a `timm:` or `torchvision:` prefix come from those libraries (see external.py).
+    """
+    from convtrain.models.external import build_external, split_name
+
+    external = split_name(name) is not None
+    min_size = 1 if external else _entry(name).min_size
     if in_channels < 1:
         raise ConfigError(f"model {name}: in_channels must be at least 1, got {in_channels}")
     if num_classes < 2:
         raise ConfigError(f"model {name}: needs at least 2 classes, got {num_classes}")
-    if image_size < entry.min_size:
+    if image_size < min_size:
         raise ConfigError(
-            f"model {name} needs images of at least {entry.min_size}x{entry.min_size} pixels, "
-            f"got {image_size}; pass --image-size {entry.min_size} or larger, or pick another model"
+            f"model {name} needs images of at least {min_size}x{min_size} pixels, "
+            f"got {image_size}; pass --image-size {min_size} or larger, or pick another model"
         )
-    return entry.builder(in_channels, num_classes, image_size)
+    if external:
+        return build_external(name, in_channels, num_classes, image_size)
+    return _entry(name).builder(in_channels, num_classes, image_size)
 
 
 # ----- weight initialisation -----
