@@ -179,7 +179,8 @@ def smoke_args(name: str, cifar_root: Path, tmp_path: Path) -> list[str]:
         "--out",
         str(tmp_path / "run"),
     ]
-    args += ["--epochs", "1", "--max-steps", "2", "--limit-train", "512", "--quiet", "--no-plots"]
+    epochs = str(config.freeze_epochs + 1)  # a recipe that freezes needs an epoch after the frozen ones
+    args += ["--epochs", epochs, "--max-steps", "2", "--limit-train", "512", "--quiet", "--no-plots"]
     args += ["--device", "cpu"]
     if config.val_split >= 1:  # a count such as 5000 is more than the tiny set holds; keep it a count
         args += ["--val-split", "20"]
