@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,10 @@ import pytest
 import torch
 
 SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+# The data folder of every test and every CLI run they start: caches (decoded images) go to a
+# temporary folder, never to the user's ~/.cache/convtrain.
+os.environ.setdefault("CONVTRAIN_DATA", tempfile.mkdtemp(prefix="convtrain-test-data-"))
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test` runs one worker per core: one thread each, and for the CLI runs they start, keeps

@@ -329,14 +329,11 @@ def test_yaml_config(data):
         )
 
 
-@pytest.mark.xfail(
-    raises=UnicodeDecodeError,
-    strict=True,
-    reason="config.read_yaml lets UnicodeDecodeError through (config.py is the lead's; reported)",
-)
-def test_yaml_config_not_utf8(tmp_path):
+def test_yaml_config_not_utf8_or_with_a_bad_date(tmp_path):
     (tmp_path / "c.yaml").write_bytes(b"epochs: 3\n\x80\n")
     reads_or_refuses(lambda: read_yaml(tmp_path / "c.yaml"))
+    (tmp_path / "d.yaml").write_text("epochs: 2001-13-01\n")
+    reads_or_refuses(lambda: read_yaml(tmp_path / "d.yaml"))
 
 
 @pytest.mark.parametrize("reader", ["idx", "npz", "image"])

@@ -60,6 +60,10 @@ class TrainConfig:
     val_split shrinks in proportion (2000 train images at 0.1 keep 222 for validation)."""
     strict: bool = False
     """Refuse a folder dataset with unreadable images instead of skipping them."""
+    cache: bool = True
+    """Keep a folder or csv dataset's decoded pixels in the data folder's decoded/ cache for later runs."""
+    csv_columns: str | None = None
+    """csv:PATH datasets: the path and label columns, e.g. 'file,label' (default: found by name)."""
     download: bool = True
     """Download a missing registered dataset (and --pretrained library weights) from its public address."""
 
@@ -262,11 +266,15 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        values = yaml.safe_load(path.read_text())
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text; save it as UTF-8") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"config file {path} is not valid YAML{where}; fix the syntax") from None
+    except ValueError as error:  # a value YAML parses but cannot build, e.g. the date 2001-13-01
+        raise ConfigError(f"config file {path} holds a value YAML cannot read ({error}); quote it or fix it") from None
     if values is None:
         return {}
     if not isinstance(values, dict):

@@ -103,6 +103,7 @@ def load_run_data(run: RunDir, data_dir: str | None = None) -> ImageData:
         card["in_channels"],
         download=bool(config.get("download", True)),
         in_memory=True,
+        csv_columns=config.get("csv_columns"),
     )
     if list(data.classes) != list(card["classes"]):
         raise CheckpointError(

@@ -1,7 +1,8 @@
-"""Looking at data and models before training: `data info`, `data show`, `models`, `recipes`.
+"""Looking at data and models before training: `data info`, `data show`, `data cache`, `models`, `recipes`.
 
 convtrain data info mnist --json
 convtrain data show cifar10 --augment flip,crop:4
+convtrain data cache --clear
 convtrain models --summary resnet18
 """
 
@@ -29,6 +30,11 @@ def register(command: Add) -> None:
             "--data-dir", default=None, help="dataset root (default $CONVTRAIN_DATA or ~/.cache/convtrain)"
         )
         sub.add_argument("--no-download", action="store_true", help="never download; use local files only")
+        sub.add_argument(
+            "--no-cache",
+            action="store_true",
+            help="decode a folder or csv dataset afresh, skipping the cache",
+        )
     info = data.choices["info"]
     info.add_argument("--json", action="store_true", help="print JSON")
     show = data.choices["show"]
@@ -36,6 +42,13 @@ def register(command: Add) -> None:
     show.add_argument("--out", default=None, help="PNG file to write")
     show.add_argument("--count", type=int, default=32, help="images in the grid")
     show.add_argument("--seed", type=int, default=0)
+    cache_help = "where the decoded-image cache of folder and csv datasets is, and what it holds"
+    cache = data.add_parser("cache", help=cache_help, description=cache_help)
+    cache.set_defaults(handler=cmd_data_cache)
+    cache.add_argument("--clear", action="store_true", help="remove every cached dataset")
+    cache.add_argument(
+        "--data-dir", default=None, help="dataset root (default $CONVTRAIN_DATA or ~/.cache/convtrain)"
+    )
 
     models = command("models", cmd_models, "list the models with parameters and FLOPs per image")
     models.add_argument(
@@ -67,8 +80,27 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():  # the notes are part of the printed table
         if not args.json:
             warnings.simplefilter("ignore")
-        info = dataset_info(load_dataset(args.name, args.data_dir, download=not args.no_download))
+        data = load_dataset(args.name, args.data_dir, download=not args.no_download, cache=not args.no_cache)
+        info = dataset_info(data)
     print(json.dumps(info, indent=2) if args.json else format_info(info))
+    return 0
+
+
+def cmd_data_cache(args: argparse.Namespace) -> int:
+    from convtrain.data.decoded import cache_root, clear_cache, describe_cache
+    from convtrain.data.registry import resolve_data_dir
+
+    root = resolve_data_dir(args.data_dir)
+    if args.clear:
+        folder, count = clear_cache(root)
+        print(f"removed {count} cached dataset{'' if count == 1 else 's'} from {folder}")
+        return 0
+    entries = describe_cache(root)
+    print(f"decoded-image cache {cache_root(root)}: {len(entries)} dataset{'' if len(entries) == 1 else 's'}")
+    for entry in entries:
+        print(
+            f"  {entry['dataset']}  {entry['images']} images  {entry['bytes'] / 2**20:.1f} MiB  {entry['file']}"
+        )
     return 0
 
 
@@ -76,7 +108,7 @@ def cmd_data_show(args: argparse.Namespace) -> int:
     from convtrain.data.registry import load_dataset
     from convtrain.data.show import save_batch_grid
 
-    data = load_dataset(args.name, args.data_dir, download=not args.no_download)
+    data = load_dataset(args.name, args.data_dir, download=not args.no_download, cache=not args.no_cache)
     out = args.out or f"{args.name.split(':')[0]}-batch.png"
     save_batch_grid(data, out, augment_spec=args.augment, count=args.count, seed=args.seed)
     print(f"wrote {out}")

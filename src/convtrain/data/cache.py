@@ -44,6 +44,7 @@ def load_data(config: TrainConfig) -> ImageData:
         config.strict,
         config.download,
         config.loader,
+        config.csv_columns,
     )
     if _kept is not None and key in _kept:
         return _kept[key]
@@ -55,6 +56,8 @@ def load_data(config: TrainConfig) -> ImageData:
         strict=config.strict,
         download=config.download,
         in_memory=config.loader == "device",
+        csv_columns=config.csv_columns,
+        cache=config.cache,
     )
     if _kept is not None:
         _kept[key] = data

@@ -37,10 +37,9 @@ VERSION = 1  # bump when the layout of a cache file changes
 SPLITS = ("train", "val", "test")
 
 
-def cache_root(data_dir: str | Path | None = None) -> Path:
-    """decoded/ under the data folder: data_dir, else $CONVTRAIN_DATA, else ~/.cache/convtrain."""
-    base = data_dir or os.environ.get("CONVTRAIN_DATA") or Path.home() / ".cache" / "convtrain"
-    return Path(base).expanduser() / "decoded"
+def cache_root(data_root: str | Path) -> Path:
+    """decoded/ under the data folder (registry.resolve_data_dir: --data-dir, $CONVTRAIN_DATA or ~/.cache/convtrain)."""
+    return Path(data_root).expanduser() / "decoded"
 
 
 def listing(paths: list[Path]) -> list[tuple[str, int, int]]:
@@ -66,7 +65,7 @@ def cached_dataset(
     options: dict[str, Any],
     watched: list[Path],
     decode: Callable[[], ImageData],
-    data_dir: str | Path | None = None,
+    data_root: str | Path,
 ) -> ImageData:
     """The dataset from the cache when its files are unchanged, else decode() and store the result.
 
@@ -74,7 +73,7 @@ def cached_dataset(
     files and folders whose listing must match.
     """
     key = hashlib.sha256(json.dumps([VERSION, source, options], sort_keys=True).encode()).hexdigest()[:24]
-    path = cache_root(data_dir) / f"{key}.npz"
+    path = cache_root(data_root) / f"{key}.npz"
     files = listing(watched)
     digest = hashlib.sha256(json.dumps(files).encode()).hexdigest()
     if path.is_file():
@@ -86,21 +85,23 @@ def cached_dataset(
     try:
         _save(path, data, digest)
     except OSError as error:  # a read-only or full cache folder costs speed, never the run
-        warnings.warn(f"could not write the decoded-image cache {path} ({error.strerror})", DataWarning, stacklevel=3)
+        warnings.warn(
+            f"could not write the decoded-image cache {path} ({error.strerror})", DataWarning, stacklevel=3
+        )
     return data
 
 
-def clear_cache(data_dir: str | Path | None = None) -> tuple[Path, int]:
+def clear_cache(data_root: str | Path) -> tuple[Path, int]:
     """Remove every cache file; returns the folder and how many files were removed."""
-    root = cache_root(data_dir)
+    root = cache_root(data_root)
     count = len(list(root.glob("*.npz"))) if root.is_dir() else 0
     shutil.rmtree(root, ignore_errors=True)
     return root, count
 
 
-def describe_cache(data_dir: str | Path | None = None) -> list[dict[str, Any]]:
+def describe_cache(data_root: str | Path) -> list[dict[str, Any]]:
     """What the cache holds: one entry per file (dataset, images, size)."""
-    root = cache_root(data_dir)
+    root = cache_root(data_root)
     entries = []
     for path in sorted(root.glob("*.npz")) if root.is_dir() else []:
         entry = {"file": str(path), "bytes": path.stat().st_size}
@@ -144,7 +145,10 @@ def _load(path: Path, digest: str, file_count: int) -> tuple[ImageData | None, s
             if meta.get("version") != VERSION:
                 return None, f"the decoded-image cache {path.name} is of another version"
             if meta["digest"] != digest:
-                return None, f"files changed, were added or removed since it was cached ({file_count} files now)"
+                return (
+                    None,
+                    f"files changed, were added or removed since it was cached ({file_count} files now)",
+                )
             splits = {}
             for name, count in meta["counts"].items():
                 images = torch.from_numpy(arrays[f"{name}_images"])

@@ -17,11 +17,13 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from convtrain.data.cifar import load_cifar
 from convtrain.data.csv_labels import read_csv
 from convtrain.data.dataset import ImageData
+from convtrain.data.decoded import cached_dataset
 from convtrain.data.folder import read_folder, resize_images, to_channels
 from convtrain.data.idx import load_idx_dataset
 from convtrain.data.info import channel_stats
@@ -32,6 +34,7 @@ from convtrain.data.svhn import load_svhn
 from convtrain.errors import ConfigError, DataWarning
 
 DEFAULT_DATA_DIR = "~/.cache/convtrain"
+READ_FILES = {"folder": read_folder, "csv": read_csv}  # datasets of image files: decoded, so cached
 
 
 @dataclass(frozen=True)
@@ -304,22 +307,30 @@ def load_dataset(
     download: bool = True,
     in_memory: bool = True,
     csv_columns: str | None = None,
+    cache: bool = True,
 ) -> ImageData:
     """Read a dataset by name (registered, folder:, npz:, csv: or parquet:PATH), converted to image_size and channels if given.
 
     strict refuses a folder, csv or parquet set with unreadable files instead of skipping them;
     in_memory=False gives a folder or csv dataset as file lists for the streaming loader (other
     formats are always in memory). csv_columns names a CSV's path and label columns ("file,label").
+    cache=True keeps a folder's or csv's decoded pixels in the data folder's decoded/ cache (decoded.py).
     """
     _check_options(image_size, channels)
     kind, _, path = name.partition(":")
     where = Path(path).expanduser()
-    if kind == "folder" and path:
-        data = read_folder(where, image_size, channels, strict=strict, in_memory=in_memory)
-    elif kind == "csv" and path:
-        data = read_csv(
-            where, image_size, channels, strict=strict, in_memory=in_memory, csv_columns=csv_columns
-        )
+    if kind in ("folder", "csv") and path:
+        read = partial(READ_FILES[kind], where, image_size, channels, strict=strict, in_memory=in_memory)
+        if kind == "csv":
+            read = partial(read, csv_columns=csv_columns)
+        if cache and in_memory and where.exists():  # decoded once, then loaded from the data folder
+            watched = [where] if kind == "folder" else [where, where.parent]
+            options = {"image_size": image_size, "channels": channels, "strict": strict, "csv": csv_columns}
+            data = cached_dataset(
+                f"{kind}:{where.resolve()}", options, watched, read, resolve_data_dir(data_dir)
+            )
+        else:
+            data = read()
     elif kind == "parquet" and path:
         data = read_parquet(where, image_size, channels, strict=strict)
     elif kind == "npz" and path:
