@@ -1,0 +1,112 @@
+"""Validate `convtrain data check` on MNIST with planted problems whose places are known.
+
+duplicates: copies of random training images (resized, darker, brighter, shifted 1-2 px) are put
+into train and into test; recall is the share of copies found in the same group as their original,
+false positives are the near-duplicate groups holding none of the planted images.
+labels: labels of random images are flipped to another class; recall is the share of flipped images
+flagged, precision the share of flagged images that were flipped (the real MNIST errors count as
+false positives here, so precision is a lower bound).
+
+    python -m benchmarks.datacheck_planted duplicates --count 300
+    python -m benchmarks.datacheck_planted labels --subset 20000 --flips 200 --folds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+from convtrain.datacheck.duplicates import find_duplicates
+from convtrain.datacheck.source import SplitImages, load_splits, pixel_hash
+
+
+def _resized(x: torch.Tensor, side: int) -> torch.Tensor:
+    size = x.shape[-1]
+    y = F.interpolate(x.float(), size=(side, side), mode="bilinear", antialias=True, align_corners=False)
+    y = F.interpolate(y, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return y.round().clamp(0, 255).to(torch.uint8)
+
+
+def _shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    out, size = torch.zeros_like(x), x.shape[-1]
+    out[..., max(0, dy) : size + min(0, dy), max(0, dx) : size + min(0, dx)] = x[
+        ..., max(0, -dy) : size + min(0, -dy), max(0, -dx) : size + min(0, -dx)
+    ]
+    return out
+
+
+TRANSFORMS = {
+    "resize 28->22->28": lambda x: _resized(x, 22),
+    "resize 28->40->28": lambda x: _resized(x, 40),
+    "darker x0.7": lambda x: (x.float() * 0.7).round().to(torch.uint8),
+    "brighter +40": lambda x: (x.int() + 40).clamp(0, 255).to(torch.uint8),
+    "shift 1 px": lambda x: _shifted(x, 1, 0),
+    "shift 2 px (diagonal)": lambda x: _shifted(x, 2, -2),
+}
+
+
+def _append(split: SplitImages, images: torch.Tensor, labels: torch.Tensor) -> SplitImages:
+    return SplitImages(
+        split.name,
+        torch.cat([split.images, images]),
+        torch.cat([split.labels, labels]),
+        split.hashes + [pixel_hash(image) for image in images],
+    )
+
+
+def duplicates(count: int, seed: int) -> None:
+    _, splits, _ = load_splits("mnist", ["train", "test"])
+    train, test = splits["train"], splits["test"]
+    generator = torch.Generator().manual_seed(seed)
+    sources = torch.randperm(len(train), generator=generator)[: count * len(TRANSFORMS)].view(
+        len(TRANSFORMS), count
+    )
+    planted = {}  # (split, index) of a copy -> (transform, source index in train)
+    new = {"train": ([], []), "test": ([], [])}
+    for t, (name, transform) in enumerate(TRANSFORMS.items()):
+        for half, target in enumerate(("train", "test")):
+            chosen = sources[t, half::2]
+            base = (len(train) if target == "train" else len(test)) + sum(len(x) for x in new[target][0])
+            copies = transform(train.images[chosen])
+            new[target][0].append(copies)
+            new[target][1].append(train.labels[chosen])
+            for k, source in enumerate(chosen.tolist()):
+                planted[(target, base + k)] = (name, source)
+    train = _append(train, torch.cat(new["train"][0]), torch.cat(new["train"][1]))
+    test = _append(test, torch.cat(new["test"][0]), torch.cat(new["test"][1]))
+    started = time.perf_counter()
+    report = find_duplicates({"train": train, "test": test})
+    seconds = time.perf_counter() - started
+    group_of = {member: g for g in report.groups for member in g.members}
+    found: dict[str, list[int]] = {name: [0, 0] for name in TRANSFORMS}
+    for (split, index), (name, source) in planted.items():
+        group = group_of.get((split, index))
+        found[name][1] += 1
+        found[name][0] += group is not None and ("train", source) in group.members
+    print(f"{len(train)} train + {len(test)} test images ({len(planted)} planted copies): {seconds:.0f} s")
+    print("| planted copy | found | recall |\n|---|---|---|")
+    for name, (hits, total) in found.items():
+        print(f"| {name} | {hits}/{total} | {100 * hits / total:.1f}% |")
+    clean = [g for g in report.groups if not any(m in planted for m in g.members)]
+    images = sum(len(g.members) for g in clean)
+    print(
+        f"groups without a planted copy: {len(clean)} ({images} images); exact {sum(g.kind == 'exact' for g in clean)}"
+    )
+    for group in clean[:20]:
+        print(f"  {group.kind} score {group.score}: {group.members}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("check", choices=["duplicates"])
+    parser.add_argument("--count", type=int, default=300, help="copies per transform")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    duplicates(args.count, args.seed)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,271 @@
+"""check(): audit a dataset before trusting the accuracy measured on it.
+
+One call runs every check on the chosen splits and (with out=) writes check.json, issues.csv and
+check.html: broken files (files.py), exact and near duplicates within and across splits
+(duplicates.py), label issues by confident learning on K-fold out-of-fold probabilities (labels.py,
+crossval.py; only with labels=True, as it trains K models) and class balance (balance.py). One line
+per check is printed as it finishes.
+
+    python -c "import convtrain; convtrain.check('mnist', split='test', labels=True, out='checks/mnist')"
+    convtrain data check mnist --labels --out checks/mnist
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from convtrain.data.dataset import Split
+from convtrain.datacheck.balance import class_balance
+from convtrain.datacheck.crossval import fold_config, out_of_fold
+from convtrain.datacheck.duplicates import NEAR_THRESHOLD, find_duplicates
+from convtrain.datacheck.files import FileReport, blank_images, scan_folder
+from convtrain.datacheck.labels import METHODS, RANKINGS, find_label_issues
+from convtrain.datacheck.page import render_page
+from convtrain.datacheck.report import SCHEMA, issue_rows, write_outputs
+from convtrain.datacheck.source import SplitImages, load_splits, resolve_splits
+from convtrain.errors import ConfigError
+
+
+@dataclass
+class CheckResult:
+    """A finished check: check.json's content, the issues.csv rows, and where they were written."""
+
+    summary: dict[str, Any]
+    issues: list[dict[str, Any]]
+    out: Path | None
+
+
+def check(
+    dataset: str,
+    split: str = "all",
+    labels: bool = False,
+    folds: int = 5,
+    model: str | None = None,
+    recipe: str | None = None,
+    out: str | Path | None = None,
+    data_dir: str | None = None,
+    near_threshold: float = NEAR_THRESHOLD,
+    method: str = "confident_joint",
+    rank_by: str = "self_confidence",
+    min_share: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    train_options: dict[str, Any] | None = None,
+    quiet: bool = False,
+) -> CheckResult:
+    """Check `dataset` (a registered name, folder:PATH or npz:PATH) and return what was found.
+
+    split: train, val, test or all. labels: also find label issues (trains `folds` models with
+    `recipe`, default mnist-fast, or `model` with that recipe's settings; train_options overrides
+    any TrainConfig field of those models, e.g. {'epochs': 2}). out: a folder for check.json,
+    issues.csv and check.html; None writes nothing.
+    """
+    log = (lambda line: None) if quiet else (lambda line: print(line, flush=True))
+    wanted = resolve_splits(split)
+    if labels and (isinstance(folds, bool) or not isinstance(folds, int) or folds < 2):
+        raise ConfigError(f"--folds must be a whole number of at least 2, got {folds!r}")
+    if method not in METHODS or rank_by not in RANKINGS:
+        raise ConfigError(f"method must be one of {METHODS} and rank_by one of {RANKINGS}")
+    if not 0 < near_threshold <= 1:
+        raise ConfigError(f"near_threshold must be in (0, 1], got {near_threshold}")
+    config = fold_config(recipe, model, train_options) if labels else None  # bad names fail before any work
+    seconds: dict[str, float] = {}
+
+    started = time.perf_counter()
+    data, splits, undecodable = load_splits(dataset, wanted, data_dir)
+    checked = [name for name in splits if name in wanted]
+    seconds["load"] = time.perf_counter() - started
+    log(
+        f"{data.name}: "
+        + ", ".join(f"{len(splits[n])} {n}" for n in splits)
+        + f" images [{seconds['load']:.1f}s]"
+    )
+
+    started = time.perf_counter()
+    files = _files(dataset, splits, checked, undecodable)
+    seconds["files"] = time.perf_counter() - started
+    log(_files_line(files, dataset))
+
+    started = time.perf_counter()
+    duplicates = find_duplicates(splits, near_threshold)
+    seconds["duplicates"] = time.perf_counter() - started
+    log(_duplicates_line(duplicates, seconds["duplicates"]))
+
+    label_summary = None
+    if labels:
+        started = time.perf_counter()
+        label_summary = _labels(data, splits, checked, folds, config, method, rank_by, seed, device, log)
+        seconds["labels"] = time.perf_counter() - started
+        counts = ", ".join(
+            f"{n} in {s} ({100 * n / len(splits[s]):.2f}%)" for s, n in label_summary["counts"].items()
+        )
+        log(
+            f"labels: {counts}; out-of-fold accuracy {100 * label_summary['out_of_fold_accuracy']:.2f}% [{seconds['labels']:.0f}s]"
+        )
+
+    balance = class_balance({n: splits[n].labels for n in splits}, list(data.classes), min_share)
+    flagged = ", ".join(
+        f"{f['class']} in {f['split']} ({100 * f['share']:.1f}%)" for f in balance["flagged"][:5]
+    )
+    log(
+        f"balance: {data.num_classes} classes; "
+        + (
+            f"under {100 * balance['min_share']:.1f}%: {flagged}"
+            if flagged
+            else f"none under {100 * balance['min_share']:.1f}% of a split"
+        )
+    )
+
+    summary = {
+        "convtrain_check": SCHEMA,
+        "dataset": data.name,
+        "source": data.source or dataset,
+        "classes": list(data.classes),
+        "channels": data.channels,
+        "image_size": data.image_size,
+        "splits": {n: len(splits[n]) for n in splits},
+        "settings": {
+            "split": split,
+            "labels": labels,
+            "folds": folds if labels else None,
+            "recipe": config.recipe if config else None,
+            "model": config.model if config else None,
+            "near_threshold": near_threshold,
+            "method": method,
+            "rank_by": rank_by,
+            "min_share": balance["min_share"],
+            "seed": seed,
+        },
+        "files": _files_summary(files, splits),
+        "duplicates": _duplicates_summary(duplicates, splits, data.classes),
+        "labels": label_summary,
+        "balance": balance,
+        "seconds": {k: round(v, 2) for k, v in seconds.items()},
+    }
+    if out is not None:
+        out = write_outputs(out, summary, render_page(summary, splits))
+        log(f"wrote {out / 'check.json'}, {out / 'issues.csv'} and {out / 'check.html'}")
+    return CheckResult(summary, issue_rows(summary), None if out is None else Path(out))
+
+
+# ----- the parts of check.json -----
+
+
+def _files(dataset: str, splits: dict[str, SplitImages], checked: list[str], undecodable: list) -> FileReport:
+    if dataset.startswith("folder:"):
+        report = scan_folder(Path(dataset.partition(":")[2]).expanduser())
+        report.issues += undecodable
+        report.issues = [i for i in report.issues if i.split in checked]
+        return report
+    report = FileReport(files=sum(len(splits[n]) for n in checked))
+    for name in checked:
+        report.issues += blank_images(name, splits[name].images)
+        shape = "x".join(str(s) for s in splits[name].images.shape[1:])
+        report.sizes[name] = {shape: len(splits[name])}
+    return report
+
+
+def _files_line(files: FileReport, dataset: str) -> str:
+    what = "files" if dataset.startswith("folder:") else "images (arrays: blank images only)"
+    found = ", ".join(f"{n} {kind}" for kind, n in files.counts().items()) or "no problems"
+    return f"files: {files.files} {what}; {found}"
+
+
+def _files_summary(files: FileReport, splits: dict[str, SplitImages]) -> dict[str, Any]:
+    index_of = {path: (name, i) for name, s in splits.items() if s.paths for i, path in enumerate(s.paths)}
+    issues = []
+    for issue in files.issues:
+        if issue.path in index_of:  # a file that was read (misnamed, odd size): point at its image
+            issue.index = index_of[issue.path][1]
+        issues.append(issue.to_dict())
+    return {
+        "checked": files.files,
+        "counts": files.counts(),
+        "sizes": {s: dict(c) for s, c in files.sizes.items()},
+        "modes": {s: dict(c) for s, c in files.modes.items()},
+        "issues": issues,
+    }
+
+
+def _duplicates_line(duplicates, seconds: float) -> str:
+    exact = sum(g.kind == "exact" for g in duplicates.groups)
+    pairs = ", ".join(f"{p} {c['groups']}" for p, c in duplicates.pairs.items() if c["groups"])
+    return (
+        f"duplicates: {exact} exact and {len(duplicates.groups) - exact} near groups, "
+        f"{len(duplicates.flagged())} removable copies"
+        + (f"; groups per split pair: {pairs}" if pairs else "")
+        + f" [{seconds:.0f}s]"
+    )
+
+
+def _member(splits: dict[str, SplitImages], classes: list[str], split: str, index: int) -> dict[str, Any]:
+    images = splits[split]
+    path = images.paths[index] if images.paths is not None else ""
+    return {"split": split, "index": index, "path": path, "label": classes[int(images.labels[index])]}
+
+
+def _duplicates_summary(duplicates, splits: dict[str, SplitImages], classes: list[str]) -> dict[str, Any]:
+    groups = [
+        {
+            "id": g.id,
+            "kind": g.kind,
+            "score": g.score,
+            "members": [_member(splits, classes, s, i) for s, i in g.members],
+        }
+        for g in duplicates.groups
+    ]
+    return {
+        "threshold": duplicates.threshold,
+        "exact_groups": sum(g.kind == "exact" for g in duplicates.groups),
+        "near_groups": sum(g.kind == "near" for g in duplicates.groups),
+        "flagged": len(duplicates.flagged()),
+        "pairs": duplicates.pairs,
+        "groups": groups,
+    }
+
+
+def _labels(data, splits, checked, folds, config, method, rank_by, seed, device, log) -> dict[str, Any]:
+    train = Split(labels=splits["train"].labels, images=splits["train"].images)
+    others = {n: Split(labels=splits[n].labels, images=splits[n].images) for n in checked if n != "train"}
+    result = out_of_fold(data, train, others, folds, config, seed, device, log)
+    probs = {"train": result.probs, **result.others}
+    issues, counts, joints, thresholds = [], {}, {}, {}
+    for name in checked:
+        found = find_label_issues(probs[name], splits[name].labels, method, rank_by)
+        counts[name], joints[name] = len(found), found.joint.tolist()
+        thresholds[name] = [round(t, 4) for t in found.thresholds.tolist()]
+        for index, suggested, score, confidence in zip(
+            found.indices.tolist(),
+            found.suggested.tolist(),
+            found.scores.tolist(),
+            found.confidence.tolist(),
+            strict=True,
+        ):
+            issues.append(
+                {
+                    "split": name,
+                    "index": index,
+                    "path": splits[name].paths[index] if splits[name].paths is not None else "",
+                    "given": data.classes[int(splits[name].labels[index])],
+                    "suggested": data.classes[suggested],
+                    "confidence": round(confidence, 4),
+                    "score": round(score, 4),
+                }
+            )
+    return {
+        "method": method,
+        "rank_by": rank_by,
+        "folds": folds,
+        "recipe": result.config.recipe,
+        "model": result.config.model,
+        "epochs": result.config.epochs,
+        "out_of_fold_accuracy": round(result.accuracy, 5),
+        "training_seconds": round(result.seconds, 1),
+        "thresholds": thresholds,
+        "confident_joint": joints,
+        "counts": counts,
+        "issues": issues,
+    }

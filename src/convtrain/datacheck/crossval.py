@@ -1,0 +1,163 @@
+"""Out-of-fold predicted probabilities by K-fold cross-validation: what confident learning needs.
+
+The training split is cut into K stratified, seeded folds; for each fold a fresh network trains on
+the other K-1 with a fast recipe (default: mnist-fast, fastnet-tiny for one epoch) and predicts the
+held-out fold, so every training image gets probabilities from a model that never saw it. Other
+splits (val, test) get the average of the K models' probabilities.
+
+This is a lean loop over tensors already in memory, built from convtrain's own parts (the zoo, the
+device loader, the optimizer and schedule of the recipe), without run folders, checkpoints or
+pictures: five trainings of a CPU epoch each are the whole cost.
+
+    python -c "from convtrain.datacheck.crossval import fold_ids; import torch; print(fold_ids(torch.arange(10) % 2, 3, 0))"
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from convtrain.config import TrainConfig
+from convtrain.data.augment import parse_augment
+from convtrain.data.dataset import ImageData, Split
+from convtrain.data.loader import make_loader
+from convtrain.data.pixels import normalize
+from convtrain.errors import ConfigError
+from convtrain.models import build_model, init_weights
+from convtrain.models.hooks import FitsToData
+from convtrain.optim import build_optimizer, build_scheduler
+from convtrain.recipes import load_recipe
+from convtrain.runtime import autocast, pick_device, resolve_precision, seed_everything, use_channels_last
+
+DEFAULT_RECIPE = "mnist-fast"
+EVAL_BATCH = 1024
+# Options of a recipe that concern the dataset or the run folder, not how a fold model trains.
+NOT_TRAINING = ("dataset", "data_dir", "val_split", "out", "resume", "limit_train", "epoch_eval", "tta")
+
+
+@dataclass
+class FoldResult:
+    probs: torch.Tensor  # (N, K) out-of-fold probabilities of the training split
+    others: dict[str, torch.Tensor]  # split -> (M, K) mean of the fold models' probabilities
+    folds: torch.Tensor  # (N,) the fold of each training image
+    accuracy: float  # out-of-fold accuracy against the given labels
+    seconds: float
+    config: TrainConfig  # what the fold models trained with
+
+
+def fold_config(recipe: str | None, model: str | None, options: dict[str, Any] | None) -> TrainConfig:
+    """The TrainConfig of the fold models: the recipe, then `model`, then any other options."""
+    values = {k: v for k, v in load_recipe(recipe or DEFAULT_RECIPE).items() if k not in NOT_TRAINING}
+    if model:
+        values["model"] = model
+    values.update(options or {})
+    values["recipe"] = recipe or DEFAULT_RECIPE
+    return TrainConfig.from_dict(values, source=f"recipe {recipe or DEFAULT_RECIPE}")
+
+
+def fold_ids(labels: torch.Tensor, folds: int, seed: int) -> torch.Tensor:
+    """(N,) fold numbers 0..folds-1, stratified: each class is dealt round-robin in a seeded order."""
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.empty_like(labels)
+    for c in labels.unique():
+        members = (labels == c).nonzero().flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        ids[members] = torch.arange(len(members)) % folds
+    return ids
+
+
+def _train_fold(
+    split: Split, data: ImageData, config: TrainConfig, device: torch.device, seed: int
+) -> nn.Module:
+    seed_everything(seed)
+    channels_last = use_channels_last(config.channels_last, device, config.precision)
+    model = build_model(config.model, data.channels, data.num_classes, data.image_size)
+    init_weights(model, config.init)
+    if isinstance(model, FitsToData):
+        model.fit_to_data(normalize(split.images[:5000], data.mean, data.std))
+    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    loader = make_loader(
+        split,
+        data,
+        batch_size=config.batch_size,
+        device=device,
+        train=True,
+        augment=parse_augment(config.augment),
+        seed=seed,
+        channels_last=channels_last,
+        drop_last=config.drop_last,
+    )
+    optimizer = build_optimizer(model, config)
+    scheduler = build_scheduler(optimizer, config, len(loader))
+    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    model.train()
+    for epoch in range(config.epochs):
+        loader.set_epoch(epoch)
+        for x, y in loader:  # x (B, C, H, W) normalised on the device
+            with autocast(config.precision, device):
+                loss = criterion(model(x).float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+    return model.eval()
+
+
+@torch.inference_mode()
+def predict_probs(
+    model: nn.Module, split: Split, data: ImageData, config: TrainConfig, device: torch.device
+) -> torch.Tensor:
+    """Softmax probabilities (N, K) of every image of the split, in order, on the CPU."""
+    channels_last = use_channels_last(config.channels_last, device, config.precision)
+    loader = make_loader(split, data, EVAL_BATCH, device, train=False, channels_last=channels_last)
+    out = []
+    for x, _ in loader:
+        with autocast(config.precision, device):
+            out.append(model(x).float().softmax(1).cpu())  # (B, K)
+    return torch.cat(out) if out else torch.empty((0, data.num_classes))
+
+
+def out_of_fold(
+    data: ImageData,
+    train: Split,
+    others: dict[str, Split],
+    folds: int = 5,
+    config: TrainConfig | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    log: Callable[[str], None] = print,
+) -> FoldResult:
+    """K-fold out-of-fold probabilities for `train`, and the fold models' mean for each of `others`."""
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise ConfigError(f"folds must be a whole number of at least 2, got {folds!r}")
+    config = config or fold_config(None, None, None)
+    smallest = int(torch.bincount(train.labels, minlength=data.num_classes).min())
+    if len(train) < 2 * folds:
+        raise ConfigError(f"{len(train)} training images cannot be cut into {folds} folds; use fewer --folds")
+    where = pick_device(device)
+    config = config.replace(precision=resolve_precision(config.precision, where))
+    ids = fold_ids(train.labels, folds, seed)
+    probs = torch.zeros((len(train), data.num_classes))
+    sums = {name: torch.zeros((len(split), data.num_classes)) for name, split in others.items()}
+    started = time.perf_counter()
+    if smallest < folds:
+        log(f"labels: a class has only {smallest} training images, fewer than {folds} folds")
+    for k in range(folds):
+        held = (ids == k).nonzero().flatten()
+        model = _train_fold(train.subset((ids != k).nonzero().flatten()), data, config, where, seed + k)
+        probs[held] = predict_probs(model, train.subset(held), data, config, where)
+        for name, split in others.items():
+            sums[name] += predict_probs(model, split, data, config, where)
+        accuracy = (probs[held].argmax(1) == train.labels[held]).float().mean().item()
+        log(
+            f"labels: fold {k + 1}/{folds} trained on {len(train) - len(held)} images, "
+            f"{100 * accuracy:.2f}% on its {len(held)} held out [{time.perf_counter() - started:.0f}s]"
+        )
+    accuracy = (probs.argmax(1) == train.labels).float().mean().item()
+    means = {name: total / folds for name, total in sums.items()}
+    return FoldResult(probs, means, ids, accuracy, time.perf_counter() - started, config)

@@ -1,0 +1,219 @@
+"""check.html: the data check as one self-contained page, with the flagged images embedded.
+
+Sections: a summary of every check, label issues as a gallery (each image captioned given -> suggested
+and the model's confidence), duplicate groups side by side (kept copy first), broken and odd files as
+a table, and the class balance. Images are PNG data URIs, scaled up without smoothing; the page has no
+scripts and loads nothing.
+
+    python -c "import convtrain; convtrain.check('mnist', split='test', out='checks/mnist-test')"
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from typing import Any
+
+import torch
+from PIL import Image
+
+from convtrain.datacheck.source import SplitImages
+
+SHOWN_LABELS = 200  # label issues shown as pictures (all are in issues.csv)
+SHOWN_GROUPS = 100  # duplicate groups shown
+SHOWN_MEMBERS = 8  # images shown per group
+SHOWN_FILES = 300  # file issues listed
+THUMB = 64  # largest thumbnail side in pixels
+
+STYLE = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem;color:#1f2328}
+h2{border-bottom:1px solid #d0d7de;padding-bottom:.3rem;margin-top:2rem} .sub{color:#59636e;margin-top:0}
+.cards{display:flex;gap:1rem;flex-wrap:wrap} .card{border:1px solid #d0d7de;border-radius:6px;padding:.6rem 1rem;min-width:9rem}
+.card .label{color:#59636e;font-size:.8rem} .big{font-size:1.6rem;font-weight:600}
+.gallery{display:flex;flex-wrap:wrap;gap:.6rem} figure{margin:0;border:1px solid #eaeef2;border-radius:4px;padding:.3rem;text-align:center}
+figure img{width:72px;height:72px;image-rendering:pixelated;display:block;margin:0 auto}
+figcaption{font-size:.75rem;max-width:9rem;overflow-wrap:anywhere} .given{color:#cf222e;font-weight:600} .suggested{color:#1a7f37;font-weight:600}
+.group{display:flex;gap:.4rem;align-items:flex-start;border-bottom:1px solid #eaeef2;padding:.4rem 0} .group .meta{width:9rem;font-size:.8rem;color:#59636e}
+.kept{outline:2px solid #1a7f37} table{border-collapse:collapse;font-size:.85rem} td,th{padding:.2rem .6rem;border-bottom:1px solid #eaeef2;text-align:left}
+td.n{text-align:right;font-variant-numeric:tabular-nums} td.low{color:#cf222e;font-weight:600}
+"""
+
+
+def thumbnail(image: torch.Tensor) -> str:
+    """A uint8 (C, H, W) image as a PNG data URI, at most THUMB pixels a side."""
+    pixels = image.permute(1, 2, 0).numpy()  # (H, W, C)
+    picture = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+    picture.thumbnail((THUMB, THUMB))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _name(item: dict[str, Any]) -> str:
+    return item["path"].rsplit("/", 1)[-1] if item.get("path") else f"{item['split']}[{item['index']}]"
+
+
+def _figure(splits: dict[str, SplitImages], item: dict[str, Any], caption: str, css: str = "") -> str:
+    image = splits[item["split"]].images[item["index"]]
+    return (
+        f"<figure class='{css}'><img src='{thumbnail(image)}' alt='{_e(_name(item))}' title='{_e(item.get('path') or '')}'>"
+        f"<figcaption>{caption}</figcaption></figure>"
+    )
+
+
+def _cards(summary: dict[str, Any]) -> str:
+    labels = summary["labels"]
+    cards = [
+        (
+            "images",
+            sum(summary["splits"].values()),
+            ", ".join(f"{k} {v}" for k, v in summary["splits"].items()),
+        ),
+        (
+            "file issues",
+            len(summary["files"]["issues"]),
+            ", ".join(f"{k} {v}" for k, v in summary["files"]["counts"].items()) or "none",
+        ),
+        (
+            "duplicate groups",
+            len(summary["duplicates"]["groups"]),
+            f"{summary['duplicates']['exact_groups']} exact, {summary['duplicates']['near_groups']} near",
+        ),
+        (
+            "label issues",
+            "-" if labels is None else len(labels["issues"]),
+            "not checked (--labels)"
+            if labels is None
+            else ", ".join(f"{k} {v}" for k, v in labels["counts"].items()),
+        ),
+        (
+            "small classes",
+            len(summary["balance"]["flagged"]),
+            f"under {100 * summary['balance']['min_share']:.1f}% of a split",
+        ),
+    ]
+    body = "".join(
+        f"<div class='card'><div class='label'>{_e(t)}</div><div class='big'>{_e(n)}</div><div class='label'>{_e(d)}</div></div>"
+        for t, n, d in cards
+    )
+    return f"<div class='cards'>{body}</div>"
+
+
+def _labels(summary: dict[str, Any], splits: dict[str, SplitImages]) -> str:
+    labels = summary["labels"]
+    if labels is None:
+        return "<h2>Label issues</h2><p>Not checked: run with --labels.</p>"
+    items = labels["issues"][:SHOWN_LABELS]
+    figures = "".join(
+        _figure(
+            splits,
+            item,
+            f"<span class='given'>{_e(item['given'])}</span> &rarr; <span class='suggested'>{_e(item['suggested'])}</span>"
+            f" ({100 * item['confidence']:.0f}%)<br>{_e(_name(item))}",
+        )
+        for item in items
+    )
+    more = (
+        f" The first {len(items)} of {len(labels['issues'])} are shown; issues.csv lists all."
+        if len(labels["issues"]) > len(items)
+        else ""
+    )
+    return (
+        f"<h2>Label issues</h2><p class='sub'>Confident learning ({_e(labels['method'])}, ranked by {_e(labels['rank_by'])}) "
+        f"on out-of-fold probabilities from {labels['folds']} {_e(labels['model'])} models (recipe {_e(labels['recipe'])}), "
+        f"out-of-fold accuracy {100 * labels['out_of_fold_accuracy']:.2f}%. Captions: "
+        f"<span class='given'>given</span> &rarr; <span class='suggested'>suggested</span> (the model's confidence).{more}</p>"
+        f"<div class='gallery'>{figures or '<p>No label issues found.</p>'}</div>"
+    )
+
+
+def _duplicates(summary: dict[str, Any], splits: dict[str, SplitImages]) -> str:
+    duplicates = summary["duplicates"]
+    pairs = "".join(
+        f"<tr><td>{_e(pair)}</td><td class='n'>{c['groups']}</td><td class='n'>{c['images']}</td></tr>"
+        for pair, c in duplicates["pairs"].items()
+    )
+    rows = []
+    for group in duplicates["groups"][:SHOWN_GROUPS]:
+        members = group["members"][:SHOWN_MEMBERS]
+        figures = "".join(
+            _figure(splits, m, f"{_e(_name(m))}<br>label {_e(m['label'])}", "kept" if i == 0 else "")
+            for i, m in enumerate(members)
+        )
+        extra = (
+            f" (+{len(group['members']) - len(members)} more)" if len(group["members"]) > len(members) else ""
+        )
+        rows.append(
+            f"<div class='group'><div class='meta'>group {group['id']}<br>{_e(group['kind'])}, score {group['score']}"
+            f"<br>{len(group['members'])} images{extra}</div>{figures}</div>"
+        )
+    return (
+        f"<h2>Duplicates and leaks</h2><p class='sub'>Exact: identical decoded pixels. Near: correlation at least "
+        f"{duplicates['threshold']} after the best shift (up to 2 px) and blur. The kept copy (green outline) is "
+        "first; issues.csv lists the others.</p>"
+        f"<table><tr><th>splits</th><th>groups</th><th>images</th></tr>{pairs}</table>"
+        + ("".join(rows) or "<p>No duplicates found.</p>")
+    )
+
+
+def _files(summary: dict[str, Any], splits: dict[str, SplitImages]) -> str:
+    files = summary["files"]
+    listed = files["issues"][:SHOWN_FILES]
+    rows = "".join(
+        f"<tr><td>{_e(i['kind'])}</td><td>{_e(i['split'])}</td><td>{_e(i['path'] or i['index'])}</td><td>{_e(i['detail'])}</td></tr>"
+        for i in listed
+    )
+    sizes = "; ".join(
+        f"{split}: " + ", ".join(f"{s} x{n}" for s, n in c.items()) for split, c in files["sizes"].items()
+    )
+    table = (
+        f"<table><tr><th>problem</th><th>split</th><th>file</th><th>detail</th></tr>{rows}</table>"
+        if rows
+        else "<p>No broken, misnamed or odd files.</p>"
+    )
+    return f"<h2>Files</h2><p class='sub'>{files['checked']} checked. {_e(sizes)}</p>{table}"
+
+
+def _balance(summary: dict[str, Any]) -> str:
+    balance = summary["balance"]
+    splits = list(balance["counts"])
+    low = {(f["split"], f["class"]) for f in balance["flagged"]}
+    head = "".join(f"<th>{_e(s)}</th>" for s in splits)
+    rows = "".join(
+        f"<tr><td>{_e(name)}</td>"
+        + "".join(
+            f"<td class='n{' low' if (s, name) in low else ''}'>{balance['counts'][s][name]}</td>"
+            for s in splits
+        )
+        + "</tr>"
+        for name in summary["classes"]
+    )
+    return (
+        f"<h2>Class balance</h2><p class='sub'>Images per class; red: under {100 * balance['min_share']:.1f}% of its split.</p>"
+        f"<table><tr><th>class</th>{head}</tr>{rows}</table>"
+    )
+
+
+def render_page(summary: dict[str, Any], splits: dict[str, SplitImages]) -> str:
+    """The whole check.html as text."""
+    title = f"convtrain data check: {summary['dataset']}"
+    parts = [
+        f"<h1>{_e(title)}</h1><p class='sub'>{_e(summary['source'])} · {len(summary['classes'])} classes · "
+        f"{summary['channels']}x{summary['image_size']}x{summary['image_size']}</p>",
+        _cards(summary),
+        _labels(summary, splits),
+        _duplicates(summary, splits),
+        _files(summary, splits),
+        _balance(summary),
+    ]
+    return (
+        "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+        f"<link rel='icon' href='data:,'><title>{_e(title)}</title><style>{STYLE}</style></head>\n"
+        "<body>\n" + "\n".join(parts) + "\n</body></html>\n"
+    )

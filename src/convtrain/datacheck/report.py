@@ -1,0 +1,89 @@
+"""The check's output files: check.json (stable keys), issues.csv (one row per flagged image) and
+check.html (page.py), each written atomically, check.json last: a check stopped part-way (Ctrl-C)
+leaves no check.json, so a check.json on disk always belongs to a finished check.
+
+check.json keys (schema 1): convtrain_check, dataset, source, classes, channels, image_size,
+splits {split: images}, settings, files, duplicates, labels (null without --labels), balance, seconds.
+
+    python -c "import json; print(json.load(open('checks/mnist/check.json'))['duplicates']['pairs'])"
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from convtrain.files import write_json_atomic, write_text_atomic
+
+SCHEMA = 1
+CSV_COLUMNS = (
+    "check",
+    "kind",
+    "split",
+    "index",
+    "path",
+    "given",
+    "suggested",
+    "confidence",
+    "group",
+    "detail",
+)
+
+
+def issue_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per flagged image: broken or odd files, the removable copies of duplicate groups
+    (every member but the kept one), and label issues in rank order."""
+    rows = []
+    for item in summary["files"]["issues"]:
+        rows.append({"check": "files", **_pick(item, "kind", "split", "index", "path", "detail")})
+    for group in summary["duplicates"]["groups"]:
+        kept = group["members"][0]
+        for member in group["members"][1:]:
+            rows.append(
+                {
+                    "check": "duplicates",
+                    "kind": group["kind"],
+                    **_pick(member, "split", "index", "path"),
+                    "given": member["label"],
+                    "confidence": group["score"],
+                    "group": group["id"],
+                    "detail": f"copy of {kept['path'] or kept['split'] + '[' + str(kept['index']) + ']'} "
+                    f"({kept['label']})",
+                }
+            )
+    if summary["labels"] is not None:
+        for item in summary["labels"]["issues"]:
+            rows.append(
+                {
+                    "check": "labels",
+                    "kind": "label",
+                    **_pick(item, "split", "index", "path", "given", "suggested", "confidence"),
+                    "detail": f"{summary['labels']['rank_by']} {item['score']}",
+                }
+            )
+    return rows
+
+
+def _pick(item: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {key: item[key] for key in keys}
+
+
+def issues_csv(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: row.get(key, "") for key in CSV_COLUMNS})
+    return buffer.getvalue()
+
+
+def write_outputs(out: str | Path, summary: dict[str, Any], page: str) -> Path:
+    """Write issues.csv, check.html, then check.json (the marker of a finished check) into out."""
+    out = Path(out)
+    (out / "check.json").unlink(missing_ok=True)  # an older check's marker must not vouch for new files
+    write_text_atomic(out / "issues.csv", issues_csv(issue_rows(summary)))
+    write_text_atomic(out / "check.html", page)
+    write_json_atomic(out / "check.json", summary)
+    return out
