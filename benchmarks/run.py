@@ -7,7 +7,8 @@
 
 Names: overhead (engine vs bare loop), tutorial (vs the classic DataLoader loop), accuracy (time to
 test accuracy with the fast recipes), formats (NCHW vs channels_last on the CPU), peers (convtrain vs
-Lightning, the tutorial loop and a bare loop, as whole processes), zoo and airbench (GPU only: skipped with a line without CUDA).
+Lightning, the tutorial loop and a bare loop, as whole processes), cache (a PNG folder decoded vs
+loaded from the decoded-image cache), zoo and airbench (GPU only: skipped with a line without CUDA).
 The saved file is named after the date and the benchmarks run; copy tables into BENCHMARKS.md.
 """
 
@@ -18,7 +19,7 @@ import datetime
 import sys
 import time
 
-from benchmarks import accuracy, formats, gpu, overhead, peers, tutorial
+from benchmarks import accuracy, cache, formats, gpu, overhead, peers, tutorial
 from benchmarks.common import DEVICE_CHOICE, RESULTS, describe_machine
 
 BENCHMARKS = {
@@ -27,6 +28,7 @@ BENCHMARKS = {
     "accuracy": accuracy.run,
     "formats": formats.run,
     "peers": peers.run,
+    "cache": cache.run,
     "zoo": gpu.zoo,
     "airbench": gpu.airbench,
 }
