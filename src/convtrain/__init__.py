@@ -6,6 +6,7 @@
     again = convtrain.load_run(run.path)       # the same run folder, read back: .model, .history, ...
     convtrain.evaluate(run)                    # test split (val when there is none)
     convtrain.predict(run, ["digit.png"])
+    convtrain.check("mnist", split="test", labels=True, out="checks/mnist")   # audit the data itself
 
 The public names are re-exported from privately named modules (training.py, evaluation.py,
 prediction.py), so `import convtrain.training` and `convtrain.train` never shadow each other.
@@ -16,6 +17,7 @@ __version__ = "0.1.0"
 from pathlib import Path
 
 from convtrain.config import TrainConfig
+from convtrain.datacheck import check
 from convtrain.errors import ConvtrainError
 from convtrain.evaluation import evaluate
 from convtrain.prediction import predict_paths as predict
@@ -38,5 +40,6 @@ __all__ = [
     "load_run",
     "evaluate",
     "predict",
+    "check",
     "__version__",
 ]

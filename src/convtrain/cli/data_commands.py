@@ -12,6 +12,7 @@ import argparse
 import json
 import warnings
 
+from convtrain.cli.check_commands import add_data_check
 from convtrain.cli.commands import Add
 
 
@@ -49,6 +50,8 @@ def register(command: Add) -> None:
     cache.add_argument(
         "--data-dir", default=None, help="dataset root (default $CONVTRAIN_DATA or ~/.cache/convtrain)"
     )
+
+    add_data_check(data)
 
     models = command("models", cmd_models, "list the models with parameters and FLOPs per image")
     models.add_argument(

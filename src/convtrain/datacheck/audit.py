@@ -31,11 +31,13 @@ from convtrain.errors import ConfigError
 
 @dataclass
 class CheckResult:
-    """A finished check: check.json's content, the issues.csv rows, and where they were written."""
+    """A finished check: check.json's content, the issues.csv rows, where they were written, and
+    the images checked (for --fix-split and the page)."""
 
     summary: dict[str, Any]
     issues: list[dict[str, Any]]
     out: Path | None
+    images: dict[str, SplitImages]
 
 
 def check(
@@ -148,7 +150,7 @@ def check(
     if out is not None:
         out = write_outputs(out, summary, render_page(summary, splits))
         log(f"wrote {out / 'check.json'}, {out / 'issues.csv'} and {out / 'check.html'}")
-    return CheckResult(summary, issue_rows(summary), None if out is None else Path(out))
+    return CheckResult(summary, issue_rows(summary), None if out is None else Path(out), splits)
 
 
 # ----- the parts of check.json -----

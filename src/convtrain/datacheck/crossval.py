@@ -51,8 +51,12 @@ class FoldResult:
 
 
 def fold_config(recipe: str | None, model: str | None, options: dict[str, Any] | None) -> TrainConfig:
-    """The TrainConfig of the fold models: the recipe, then `model`, then any other options."""
+    """The TrainConfig of the fold models: the recipe (without label smoothing), then `model`, then any
+    other options."""
     values = {k: v for k, v in load_recipe(recipe or DEFAULT_RECIPE).items() if k not in NOT_TRAINING}
+    # Label smoothing caps every probability below 1 - smoothing * (K-1)/K: a trick for accuracy that
+    # blunts exactly the confidence confident learning reads, so fold models train without it.
+    values["label_smoothing"] = 0.0
     if model:
         values["model"] = model
     values.update(options or {})

@@ -1,0 +1,83 @@
+"""`convtrain data check`: audit a dataset (files, duplicates and leaks, label issues, balance).
+
+    convtrain data check mnist --split test --labels --out checks/mnist
+    convtrain data check folder:photos --fix-split --out checks/photos
+
+The `data` subcommands live in data_commands.py, which calls add_data_check() to add this one.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from convtrain.datacheck.duplicates import NEAR_THRESHOLD
+from convtrain.datacheck.labels import METHODS, RANKINGS
+
+
+def add_data_check(data: argparse._SubParsersAction) -> None:
+    help_text = "find broken files, duplicates and train/test leaks, label issues and small classes"
+    sub = data.add_parser("check", help=help_text, description=help_text)
+    sub.set_defaults(handler=cmd_data_check)
+    sub.add_argument("name", help="mnist, fashion-mnist, cifar10, cifar100, folder:PATH or npz:PATH")
+    sub.add_argument("--split", default="all", help="train, val, test or all (default)")
+    sub.add_argument(
+        "--labels",
+        action="store_true",
+        help="also find label issues (trains --folds models: minutes on a CPU)",
+    )
+    sub.add_argument("--folds", type=int, default=5, help="cross-validation folds for --labels (at least 2)")
+    which = sub.add_mutually_exclusive_group()
+    which.add_argument("--model", default=None, help="the fold models' network (with mnist-fast's settings)")
+    which.add_argument("--recipe", default=None, help="the fold models' recipe (default mnist-fast)")
+    sub.add_argument(
+        "--out", default=None, help="folder for check.json, issues.csv, check.html (default checks/NAME)"
+    )
+    sub.add_argument(
+        "--fix-split",
+        action="store_true",
+        help="folder datasets: write OUT/split/, a split of links to your files with leaking train images "
+        "moved to the split they leak into (your files are never changed)",
+    )
+    sub.add_argument(
+        "--near-threshold", type=float, default=NEAR_THRESHOLD, help="near-duplicate score (0-1)"
+    )
+    sub.add_argument(
+        "--method", choices=METHODS, default="confident_joint", help="which images are label issues"
+    )
+    sub.add_argument(
+        "--rank-by", choices=RANKINGS, default="self_confidence", help="order of the label issues"
+    )
+    sub.add_argument("--min-share", type=float, default=None, help="flag classes under this share of a split")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--device", default="auto")
+    sub.add_argument(
+        "--data-dir", default=None, help="dataset root (default $CONVTRAIN_DATA or ~/.cache/convtrain)"
+    )
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from convtrain.datacheck import check
+    from convtrain.datacheck.fixsplit import check_can_fix, write_fixed_split
+
+    if args.fix_split:
+        check_can_fix(args.name)  # before the long part
+    out = args.out or f"checks/{args.name.rpartition(':')[2].rstrip('/').rpartition('/')[2] or args.name}"
+    result = check(
+        args.name,
+        split=args.split,
+        labels=args.labels,
+        folds=args.folds,
+        model=args.model,
+        recipe=args.recipe,
+        out=out,
+        data_dir=args.data_dir,
+        near_threshold=args.near_threshold,
+        method=args.method,
+        rank_by=args.rank_by,
+        min_share=args.min_share,
+        seed=args.seed,
+        device=args.device,
+    )
+    if args.fix_split:
+        write_fixed_split(result, out)
+    return 0
