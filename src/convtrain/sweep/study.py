@@ -276,7 +276,7 @@ def _counts(trial) -> bool:
     """Whether a trial counts toward --trials: finished, pruned, running, or failed by diverging."""
     state = trial.state.name
     return state in ("COMPLETE", "PRUNED", "RUNNING") or (
-        state == "FAIL" and trial.user_attrs.get("diverged")
+        state == "FAIL" and bool(trial.user_attrs.get("diverged"))
     )
 
 
