@@ -60,6 +60,9 @@ class TrainConfig:
     val_split shrinks in proportion (2000 train images at 0.1 keep 222 for validation)."""
     strict: bool = False
     """Refuse a folder dataset with unreadable images instead of skipping them."""
+    exclude: str | None = None
+    """Train without these training images: an issues.csv from `convtrain data check`, or a file of
+    indices (into the dataset's train split) or folder file paths, one per line; excluded.json records them."""
     cache: bool = True
     """Keep a folder or csv dataset's decoded pixels in the data folder's decoded/ cache for later runs."""
     csv_columns: str | None = None

@@ -177,6 +177,13 @@ def _build(
     data = load_data(config)  # read from disk, or kept from an earlier run (data/cache.py)
     if not config.normalize:  # pixels scaled to 0-1 only; the model card records the same
         data = dataclasses.replace(data, mean=(0.0,) * data.channels, std=(1.0,) * data.channels)
+    if config.exclude:  # a new ImageData: the loaded one may be kept for other runs (data/cache.py)
+        from convtrain.datacheck.exclude import exclude_training_images
+
+        data, excluded = exclude_training_images(data, config.exclude)
+        if record and distributed.is_main():
+            run.write_excluded(excluded)
+            print(f"excluded {excluded['count']} training images listed in {config.exclude}", flush=True)
     train_split, val_split, note = _split(data, config, run, record)
     timings.add("data", time.perf_counter() - started)
 

@@ -5,6 +5,7 @@ runs/mnist-mnist-cnn/
   config.yaml    the fully resolved TrainConfig
   model.json     model card: architecture, classes, input size/channels, mean/std
   split.json     the train/validation indices
+  excluded.json  training images left out by --exclude (split.json counts after removing them)
   metrics.csv    one row per epoch
   best.pt        weights with the best monitored validation metric
   last.pt        full training state for --resume
@@ -83,6 +84,7 @@ class RunDir:
     config_path = RunFile("config.yaml")
     card_path = RunFile("model.json")
     split_path = RunFile("split.json")
+    excluded_path = RunFile("excluded.json")
     metrics_path = RunFile("metrics.csv")
     results_path = RunFile("results.json")
     lock_path = RunFile("run.lock")
@@ -218,6 +220,13 @@ class RunDir:
         write_json_atomic(
             self.split_path, {"train": train_idx.tolist(), "val": val_idx.tolist()}, compact=True
         )
+
+    def write_excluded(self, record: dict[str, Any]) -> None:
+        write_json_atomic(self.excluded_path, record)
+
+    def read_excluded(self) -> dict[str, Any] | None:
+        """What --exclude left out of training, or None for a run that excluded nothing."""
+        return json.loads(self.excluded_path.read_text()) if self.excluded_path.is_file() else None
 
     def read_split(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(train_idx, val_idx) as the run held them out."""
