@@ -1,0 +1,140 @@
+"""check.html in a real headless browser (Debian's chromium): no console errors, every gallery image
+decodes, and the page shows label issues, duplicate groups and broken files.
+
+Skipped when chromium is not installed (apt-get install chromium).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import convtrain
+from convtrain.datacheck import page
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="needs a chromium browser (apt-get install chromium)"
+)
+
+# Reports every image's decoded size once the page has loaded, and logs a probe (proof that console
+# output is captured).
+PROBE = """
+<script>
+console.log("convtrain-probe");
+window.addEventListener("load", () => {
+  const out = document.createElement("pre");
+  out.id = "check";
+  out.textContent = JSON.stringify(Array.from(document.images).map(i => [i.complete, i.naturalWidth]));
+  document.body.appendChild(out);
+});
+</script>
+"""
+
+
+@pytest.fixture(scope="module")
+def checked_page(tmp_path_factory) -> Path:
+    """check.html of a folder with a broken file, a leak and (from fake probabilities) label issues."""
+    root = tmp_path_factory.mktemp("browser") / "photos"
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for c in ("cat", "dog"):
+            (root / split / c).mkdir(parents=True)
+            for k in range(6):
+                pixels = rng.integers(0, 255, size=(12, 12, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / c / f"{k}.png")
+    (root / "train" / "cat" / "broken.png").write_bytes(b"\x89PNG not really")
+    shutil.copy(root / "train" / "dog" / "1.png", root / "test" / "cat" / "leak.png")
+    out = root.parent / "check"
+    result = convtrain.check(f"folder:{root}", out=out, quiet=True)
+    summary = dict(result.summary)
+    summary["labels"] = {  # the gallery's layout does not depend on how the issues were found
+        "method": "confident_joint",
+        "rank_by": "self_confidence",
+        "folds": 2,
+        "recipe": "mnist-fast",
+        "model": "fastnet-tiny",
+        "epochs": 1,
+        "out_of_fold_accuracy": 0.5,
+        "counts": {"train": 2},
+        "issues": [
+            {
+                "split": "train",
+                "index": i,
+                "path": result.images["train"].paths[i],
+                "given": "cat",
+                "suggested": "dog",
+                "confidence": 0.9,
+                "score": 0.1,
+            }
+            for i in (0, 3)
+        ],
+    }
+    path = out / "check.html"
+    path.write_text(page.render_page(summary, result.images))
+    return path
+
+
+def _chromium(profile: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        *args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_check_page_renders_every_image_without_console_errors(checked_page, tmp_path):
+    probed = tmp_path / "probed.html"
+    probed.write_text(checked_page.read_text().replace("</body>", PROBE + "</body>"))
+    done = _chromium(
+        tmp_path / "profile",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        probed.as_uri(),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+    assert any('"convtrain-probe"' in line for line in console), "console output was not captured"
+    assert [line for line in console if "convtrain-probe" not in line] == []
+    found = re.search(r'<pre id="check">(.*?)</pre>', done.stdout, re.S)
+    assert found, "the page's load handler never ran"
+    images = json.loads(found.group(1))
+    assert len(images) == 2 + 2  # two label issues, one duplicate group of two
+    assert all(complete and width > 0 for complete, width in images)
+    dom = done.stdout
+    assert "broken.png" in dom and "&rarr;" not in dom and "→" in dom  # given → suggested, as text
+    assert dom.count('class="group"') == 1
+
+
+def test_check_page_screenshot_is_not_blank(checked_page, tmp_path):
+    shot = tmp_path / "page.png"
+    done = _chromium(
+        tmp_path / "profile",
+        "--window-size=1100,1400",
+        "--hide-scrollbars",
+        f"--screenshot={shot}",
+        checked_page.as_uri(),
+    )
+    assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
+    pixels = np.array(Image.open(shot).convert("RGB")).astype(int)
+    white = (pixels > 245).all(-1).mean()
+    assert 0.4 < white < 0.99
+    red = ((pixels[..., 0] > 180) & (pixels[..., 1] < 80) & (pixels[..., 2] < 80)).sum()
+    assert red > 20  # the given labels, in red
