@@ -72,7 +72,7 @@ class TrainConfig:
 
     # ----- model -----
     model: str = "mnist-cnn"
-    """A name from `convtrain models`."""
+    """A name from `convtrain models`, or timm:NAME / torchvision:NAME (`convtrain models --source timm`)."""
     init: str = "default"
     """Weight init: default (PyTorch's), kaiming, xavier, or normal (mean 0, std 0.02)."""
     pretrained: str | None = dataclasses.field(default=None, metadata={"flag_alone": PRETRAINED_LIBRARY})
