@@ -15,9 +15,9 @@ from convtrain.cli.parser import main
 def test_data_check_prints_one_line_per_check_and_writes_its_files(tiny_npz, tmp_path, capsys):
     assert main(["data", "check", f"npz:{tiny_npz}", "--split", "test", "--out", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split(":")[0] for line in lines[1:4]] == ["files", "duplicates", "balance"]
-    assert lines[4].startswith(f"wrote {tmp_path / 'check.json'}")
-    assert lines[1].startswith("files: 96 images") and lines[3].startswith("balance: 4 classes")
+    assert [line.split(":")[0] for line in lines[1:5]] == ["files", "duplicates", "duplicates", "balance"]
+    assert lines[5].startswith(f"wrote {tmp_path / 'check.json'}")
+    assert lines[1].startswith("files: 96 images") and lines[4].startswith("balance: 4 classes")
     summary = json.loads((tmp_path / "check.json").read_text())
     assert summary["splits"] == {"train": 480, "test": 96} and summary["labels"] is None
     assert convtrain.check is not None and {"train/test", "test/test"} <= set(summary["duplicates"]["pairs"])

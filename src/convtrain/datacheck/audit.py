@@ -92,6 +92,7 @@ def check(
     log(_files_line(files, dataset))
 
     started = time.perf_counter()
+    log(f"duplicates: comparing {sum(len(s) for s in splits.values())} images...")
     duplicates = find_duplicates(splits, near_threshold)
     seconds["duplicates"] = time.perf_counter() - started
     log(_duplicates_line(duplicates, seconds["duplicates"]))
