@@ -53,7 +53,7 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> Non
 
 def load(folder: Path):
     saved = yaml.safe_load((folder / "sweep.yaml").read_text())
-    from convtrain.sweep.study import open_storage
+    from convtrain.sweep.storage import open_storage
 
     return optuna.load_study(study_name=saved["study"], storage=open_storage(saved["storage"]))
 
@@ -133,7 +133,8 @@ def test_a_killed_worker_is_resumed_to_the_requested_count(tiny_npz, tmp_path):
 
 
 def test_pruning_stops_a_trial_far_behind(tiny_npz, tmp_path):
-    from convtrain.sweep.study import open_storage, open_study, prepare, work
+    from convtrain.sweep.storage import open_storage, open_study
+    from convtrain.sweep.study import prepare, work
 
     space = write_space(
         tmp_path / "space.yaml", tiny_npz, epochs=4, pruner={"name": "median", "startup_trials": 1}
@@ -143,7 +144,6 @@ def test_pruning_stops_a_trial_far_behind(tiny_npz, tmp_path):
     study = open_study(spec, open_storage(storage), name)
     study.enqueue_trial({"lr": 0.05, "weight_decay": 0.0})  # learns the bands in an epoch
     study.enqueue_trial({"lr": 0.005, "weight_decay": 0.0})
-    study.enqueue_trial({"lr": 0.05, "weight_decay": 0.0})
     work(0, spec, folder, storage, name, study)
     good, slow = study.trials[:2]
     assert good.state.name == "COMPLETE" and len(good.intermediate_values) == 4
@@ -197,3 +197,10 @@ def test_unreachable_storage_and_a_study_with_another_space_are_refused(tiny_npz
     error = capsys.readouterr().err.strip()
     assert "another search space" in error and "'taken'" in error
     assert not (tmp_path / "b" / "trials").exists()
+
+
+def test_without_optuna_the_error_names_the_extra(tiny_npz, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)  # `import optuna` now fails as if not installed
+    space = write_space(tmp_path / "space.yaml", tiny_npz)
+    assert main(["sweep", str(space), "--out", str(tmp_path / "sweep")]) == 2
+    assert capsys.readouterr().err.strip() == "error: sweeps need Optuna: pip install 'convtrain[sweep]'"

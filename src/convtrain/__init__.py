@@ -7,6 +7,8 @@
     convtrain.evaluate(run)                    # test split (val when there is none)
     convtrain.predict(run, ["digit.png"])
     convtrain.check("mnist", split="test", labels=True, out="checks/mnist")   # audit the data itself
+    convtrain.train_seeds(convtrain.TrainConfig(epochs=1), seeds=5)   # mean ± std over seeds 0-4
+    convtrain.run_sweep("space.yaml", trials=20)                      # Optuna search (convtrain[sweep])
 
 The public names are re-exported from privately named modules (training.py, evaluation.py,
 prediction.py), so `import convtrain.training` and `convtrain.train` never shadow each other.
@@ -22,6 +24,7 @@ from convtrain.errors import ConvtrainError
 from convtrain.evaluation import evaluate
 from convtrain.prediction import predict_paths as predict
 from convtrain.rundir import RunDir
+from convtrain.sweep import run_sweep, train_seeds
 from convtrain.training import train
 
 
@@ -41,5 +44,7 @@ __all__ = [
     "evaluate",
     "predict",
     "check",
+    "train_seeds",
+    "run_sweep",
     "__version__",
 ]

@@ -36,17 +36,16 @@ def register(command: Add) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from convtrain.errors import ConfigError
-    from convtrain.sweep.study import prepare, require_optuna, run_sweep
+    from convtrain.sweep.study import run_sweep
 
-    require_optuna()
-    if args.jobs < 1:
-        raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
-    if args.resume and args.space:
-        raise ConfigError("give a sweep file or --resume DIR, not both (the folder holds its sweep file)")
-    spec, folder, storage, study = prepare(
-        args.space, args.out, args.resume, args.storage, args.study, args.trials
+    folder = run_sweep(
+        args.space,
+        trials=args.trials,
+        jobs=args.jobs,
+        storage=args.storage,
+        study=args.study,
+        out=args.out,
+        resume=args.resume,
     )
-    report = run_sweep(spec, folder, storage, study, args.jobs)
-    print(f"trials: {folder.trials_csv_path}  best: {folder.best_path}  report: {report}")
+    print(f"trials: {folder.trials_csv_path}  best: {folder.best_path}  report: {folder.report_path}")
     return 0

@@ -212,6 +212,6 @@ def remake(path: str | Path) -> Path:
     seeds = SeedsDir(path)
     if seeds.summary_path.is_file():
         return write_seeds_report(seeds, json.loads(seeds.summary_path.read_text()))
-    from convtrain.sweep.study import write_outputs
+    from convtrain.sweep.outputs import write_outputs
 
     return write_outputs(SweepDir(path))

@@ -12,38 +12,49 @@ metric goes to trial.report through training.fit's on_epoch, where the pruner ma
 
 from __future__ import annotations
 
-import csv
-import fcntl
-import io
+import math
 import os
 import socket
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from convtrain.errors import ConfigError, ConvtrainError, reason
+from convtrain.errors import ConfigError, ConvtrainError
 from convtrain.files import write_text_atomic
 from convtrain.sweep.folders import SweepDir, numbered
+from convtrain.sweep.outputs import write_outputs
 from convtrain.sweep.space import SweepSpec, parse_spec, read_spec
+from convtrain.sweep.storage import ask_lock, hide_password, open_storage, open_study, require_optuna
 from convtrain.sweep.workers import silenced, start_workers, worker_device
 from convtrain.training import NonFiniteLoss, fit
 
-SPACE_ATTR = "convtrain_space"  # the study's user attribute that holds SweepSpec.fingerprint()
+
+def run_sweep(
+    space: str | Path | None = None,
+    *,
+    trials: int | None = None,
+    jobs: int = 1,
+    storage: str | None = None,
+    study: str | None = None,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+) -> SweepDir:
+    """Run a sweep file (or continue the sweep folder `resume`) to `trials` trials; returns its folder,
+    with trials.csv, best.yaml and report.html written. The same as `convtrain sweep`."""
+    require_optuna()
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    if resume and space:
+        raise ConfigError("give a sweep file or --resume DIR, not both (the folder holds its sweep file)")
+    spec, folder, storage, study = prepare(
+        str(space) if space else None, out and str(out), resume and str(resume), storage, study, trials
+    )
+    run_study(spec, folder, storage, study, jobs)
+    return folder
 
 
-def require_optuna():
-    try:
-        import optuna
-    except ImportError:
-        raise ConvtrainError("sweeps need Optuna: pip install 'convtrain[sweep]'") from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial comes from here instead
-    return optuna
-
-
-# ----- settings: a new sweep, or one read back from its folder -----
 def prepare(
     space: str | None,
     out: str | None,
@@ -82,86 +93,13 @@ def prepare(
         if trials < 1:
             raise ConfigError(f"--trials must be at least 1, got {trials}")
         spec = SweepSpec(**{**spec.__dict__, "trials": trials})
+    if spec.sampler == "grid":  # past the last grid point Optuna would repeat points: stop there
+        points = math.prod(len(values) for values in spec.grid_space().values())
+        spec = SweepSpec(**{**spec.__dict__, "trials": min(spec.trials, points)})
     return spec, folder, storage, study
 
 
-def open_storage(url: str):
-    """An Optuna storage for a database URL or journal:PATH; an unreachable one is a ConfigError naming it."""
-    optuna = require_optuna()
-    if url.startswith("journal:"):
-        path = Path(url[len("journal:") :]).expanduser()
-        if not path.parent.is_dir():
-            raise ConfigError(f"storage {url}: folder {path.parent} does not exist")
-        from optuna.storages.journal import JournalFileBackend
-
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-    if "://" not in url:
-        raise ConfigError(
-            f"storage {url!r} is neither a database URL (sqlite:///x.db, postgresql://...) nor journal:PATH"
-        )
-    shown = _hide_password(url)
-    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-    except ImportError as error:
-        raise ConfigError(
-            f"storage {shown}: its database driver is not installed ({reason(error)})"
-        ) from None
-    except Exception as error:  # SQLAlchemy's OperationalError and friends: the server is not there
-        raise ConfigError(f"cannot reach storage {shown}: {reason(error)[:200]}") from None
-
-
-def _hide_password(url: str) -> str:
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url
-
-
-def open_study(spec: SweepSpec, storage, name: str):
-    """Create the study, or join it: an existing study with another space or objective is refused."""
-    optuna = require_optuna()
-    study = optuna.create_study(
-        storage=storage,
-        study_name=name,
-        direction=spec.direction,
-        load_if_exists=True,
-        sampler=_sampler(spec, optuna),
-        pruner=_pruner(spec, optuna),
-    )
-    saved = study.user_attrs.get(SPACE_ATTR)
-    if saved is None and not study.trials:
-        study.set_user_attr(SPACE_ATTR, spec.fingerprint())
-    elif saved != spec.fingerprint() or study.direction.name.lower() != spec.direction:
-        raise ConfigError(f"study {name!r} already exists with another search space; pick another --study")
-    return study
-
-
-def _sampler(spec: SweepSpec, optuna):
-    if spec.sampler == "grid":
-        return optuna.samplers.GridSampler(spec.grid_space(), seed=spec.seed)
-    if spec.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=spec.seed + os.getpid())  # workers must not draw alike
-    return optuna.samplers.TPESampler(seed=spec.seed + os.getpid())
-
-
-def _pruner(spec: SweepSpec, optuna):
-    p = spec.pruner
-    if p["name"] == "median":
-        return optuna.pruners.MedianPruner(
-            n_startup_trials=p.get("startup_trials", 5), n_warmup_steps=p.get("warmup_epochs", 0)
-        )
-    if p["name"] == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=p.get("min_epochs", 1), reduction_factor=p.get("reduction_factor", 3)
-        )
-    return optuna.pruners.NopPruner()
-
-
-# ----- the worker loop -----
-def run_sweep(spec: SweepSpec, folder: SweepDir, storage_url: str, name: str, jobs: int = 1):
+def run_study(spec: SweepSpec, folder: SweepDir, storage_url: str, name: str, jobs: int = 1) -> Path:
     """Run trials until the study holds spec.trials finished or running ones; `jobs` workers here."""
     folder.path.mkdir(parents=True, exist_ok=True)
     storage = open_storage(storage_url)
@@ -172,7 +110,7 @@ def run_sweep(spec: SweepSpec, folder: SweepDir, storage_url: str, name: str, jo
     )
     print(
         f"sweep {name}: {spec.trials} trials of {spec.objective} ({spec.direction}), {spec.sampler} sampler, "
-        f"pruner {spec.pruner['name']}, {jobs} worker(s); storage {_hide_password(storage_url)}; folder {folder.path}",
+        f"pruner {spec.pruner['name']}, {jobs} worker(s); storage {hide_password(storage_url)}; folder {folder.path}",
         flush=True,
     )
     if jobs == 1:
@@ -258,7 +196,7 @@ def _next_trial(study, target: int, storage_url: str):
     trial asked in the same instant as another's is told FAIL (marked surplus) before it trains."""
     from optuna.trial import TrialState
 
-    with _ask_lock(storage_url):
+    with ask_lock(storage_url):
         if sum(map(_counts, study.get_trials(deepcopy=False))) >= target:
             return None
         trial = study.ask()
@@ -278,22 +216,6 @@ def _counts(trial) -> bool:
     return state in ("COMPLETE", "PRUNED", "RUNNING") or (
         state == "FAIL" and bool(trial.user_attrs.get("diverged"))
     )
-
-
-@contextmanager
-def _ask_lock(storage_url: str):
-    """An exclusive flock beside an SQLite or journal file; a no-op for database servers."""
-    path = None
-    if storage_url.startswith("sqlite:///"):
-        path = Path(storage_url[len("sqlite:///") :])
-    elif storage_url.startswith("journal:"):
-        path = Path(storage_url[len("journal:") :]).expanduser()
-    if path is None or str(path) in ("", ":memory:"):
-        yield
-        return
-    with open(f"{path}.asklock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
-        yield
 
 
 def recover_interrupted(study) -> list[int]:
@@ -343,57 +265,3 @@ def _trial_line(study, number: int, state: str, params: dict[str, Any], seconds:
         best = "best -"
     done = sum(_counts(t) and t.state.name != "RUNNING" for t in study.get_trials(deepcopy=False))
     return f"trial {number}  {what}  {shown}  {seconds:.1f}s  {best}  [{done} done]"
-
-
-# ----- outputs -----
-def trial_rows(study) -> list[dict[str, Any]]:
-    """One dict per trial (surplus ones left out), as trials.csv holds them."""
-    names = sorted({k for t in study.trials for k in t.params})
-    rows = []
-    for t in study.trials:
-        if t.user_attrs.get("surplus"):
-            continue
-        attrs = t.user_attrs
-        rows.append(
-            {
-                "number": t.number,
-                "state": t.state.name,
-                "value": t.value if t.value is not None else "",
-                **{f"param_{n}": t.params.get(n, "") for n in names},
-                "epochs": attrs.get("epochs", ""),
-                "training_seconds": attrs.get("training_seconds", ""),
-                "test_acc": attrs.get("test_acc", ""),
-                "retry_of": attrs.get("retry_of", ""),
-                "run": attrs.get("run", ""),
-                "worker": f"{attrs.get('host', '')}:{attrs.get('pid', '')}",
-            }
-        )
-    return rows
-
-
-def write_outputs(folder: SweepDir, spec: SweepSpec | None = None, study=None) -> Path:
-    """trials.csv, best.yaml and report.html from the study; returns the report's path."""
-    if spec is None or study is None:
-        saved = yaml.safe_load(folder.spec_path.read_text())
-        spec = parse_spec(saved["spec"], str(folder.spec_path))
-        study = open_study(spec, open_storage(saved["storage"]), saved["study"])
-    rows = trial_rows(study)
-    if rows:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in r.items()} for r in rows)
-        write_text_atomic(folder.trials_csv_path, buffer.getvalue())
-    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
-    if complete:
-        best = study.best_trial
-        options = {k: v for k, v in spec.base.items() if k not in ("quiet", "plots")}
-        options.update(best.params)
-        header = (
-            f"# best trial {best.number} of sweep {study.study_name}: {spec.objective} {best.value:.6g}\n"
-            f"# re-train with: convtrain train --config {folder.best_path}\n"
-        )
-        write_text_atomic(folder.best_path, header + yaml.safe_dump(options, sort_keys=False))
-    from convtrain.sweep.report import write_sweep_report
-
-    return write_sweep_report(folder, study, rows, spec.objective)
