@@ -22,7 +22,7 @@ pytest.importorskip("timm")
 
 
 def short_run(data, model: str, out, **options) -> convtrain.RunDir:
-    settings = dict(epochs=1, max_steps=2, batch_size=32, image_size=16, lr=0.01, quiet=True, plots=False)
+    settings = dict(epochs=1, max_steps=2, batch_size=16, image_size=16, lr=0.01, quiet=True, plots=False)
     settings.update(options)
     return convtrain.train(dataset=f"npz:{data}", model=model, out=str(out), device="cpu", **settings)
 

@@ -171,12 +171,12 @@ def test_library_weights_come_from_the_cache_or_an_error_says_what_to_place(monk
 
 def test_cached_library_weights_train_with_their_mean_and_std(tiny_npz, monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    weights = library_weights("torchvision:resnet18")
+    weights = library_weights("torchvision:mobilenet_v3_small")
     weights.folder.mkdir(parents=True)
-    imagenet = __import__("torchvision").models.resnet18()  # random, shaped like the real file
+    imagenet = __import__("torchvision").models.mobilenet_v3_small()  # random, shaped like the real file
     torch.save(imagenet.state_dict(), weights.folder / weights.filename)
     run = convtrain.train(
-        dataset=f"npz:{tiny_npz}", model="torchvision:resnet18", pretrained="library", download=False,
+        dataset=f"npz:{tiny_npz}", model="torchvision:mobilenet_v3_small", pretrained="library", download=False,
         epochs=1, max_steps=1, image_size=16, out=str(tmp_path / "run"), quiet=True, plots=False, device="cpu",
     )  # fmt: skip
     assert run.card["mean"] == pytest.approx([sum(weights.mean) / 3])  # gray: the channels' mean
@@ -291,9 +291,9 @@ def test_resume_inside_the_frozen_epochs_ends_with_the_same_weights(tiny_run, ti
     source = tmp_path / "source"
     shutil.copytree(tiny_run, source)
     args = ["--model", "lenet5", "--init-from", str(source), "--epochs", "3", "--freeze-epochs", "2"]
-    args += ["--optimizer", "adam", "--lr", "0.003", "--seed", "3"]
+    args += ["--optimizer", "adam", "--lr", "0.003", "--seed", "3", "--limit-train", "128"]
     assert main(tiny_args(tiny_npz, tmp_path / "whole", *args)) == 0
-    steps_per_epoch = 432 // 64  # tiny_npz: 480 images, 10% held out
+    steps_per_epoch = 128 // 64
     assert main(tiny_args(tiny_npz, tmp_path / "cut", *args, "--max-steps", str(steps_per_epoch))) == 0
     shutil.rmtree(source)
     assert main(["train", "--resume", str(tmp_path / "cut"), "--max-steps", "0", "--quiet"]) == 0
