@@ -269,3 +269,19 @@ def test_explanation_pictures_are_written_for_gray_and_colour_images(tmp_path, c
         with Image.open(path) as picture:
             assert picture.format == "PNG" and picture.width > 200
     assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+
+
+@needs_captum
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["mnist-cnn", "resnet9", "fastnet-tiny"])
+def test_heat_maps_on_the_gpu_match_the_cpu(name):
+    torch.manual_seed(0)
+    model = build_model(name, in_channels=3, num_classes=4, image_size=SIZE).eval()
+    x = torch.randn(3, 3, SIZE, SIZE)
+    for method in ("gradcam", "saliency", "ig"):
+        on_cpu = explain(model, x, method, target=1)
+        on_gpu = explain(model.cuda(), x.cuda(), method, target=1)
+        model.cpu()
+        assert on_gpu.device.type == "cpu" and on_gpu.shape == (3, SIZE, SIZE)
+        # cuDNN may use TF32 convolutions: close, not equal
+        assert torch.allclose(on_gpu, on_cpu, atol=1e-2), method
