@@ -88,3 +88,20 @@ def test_train_exclude_leaves_images_out_and_records_them(tiny_npz, tmp_path):
     train_idx, val_idx = run.read_split()
     assert len(train_idx) + len(val_idx) == 477
     assert run.config.exclude == str(listed)
+
+
+def test_exclude_reads_the_train_rows_of_issues_csv(tmp_path):
+    from convtrain.datacheck.exclude import read_exclusions
+
+    issues = tmp_path / "issues.csv"
+    issues.write_text(
+        "check,kind,split,index,path,given,suggested,confidence,group,detail\n"
+        "labels,label,train,12,,3,5,0.99,,self_confidence 0.01\n"
+        "duplicates,exact,train,40,,7,,1.0,0,copy of test[3] (7)\n"
+        "labels,label,test,8,,1,7,0.9,,self_confidence 0.02\n"
+        "files,unreadable,train,-1,/data/cat/x.png,,,,,broken\n"
+    )
+    assert read_exclusions(issues) == ({12, 40}, set())
+    plain = tmp_path / "list.txt"
+    plain.write_text("5\n\n# a comment\nphotos/cat/1.png\n")
+    assert read_exclusions(plain) == ({5}, {"photos/cat/1.png"})

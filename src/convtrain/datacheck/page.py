@@ -55,7 +55,9 @@ def _e(value: Any) -> str:
 
 
 def _name(item: dict[str, Any]) -> str:
-    return item["path"].rsplit("/", 1)[-1] if item.get("path") else f"{item['split']}[{item['index']}]"
+    if item.get("path"):  # split/class/file: the file name alone is ambiguous across folders
+        return "/".join(item["path"].replace("\\", "/").split("/")[-3:])
+    return f"{item['split']}[{item['index']}]"
 
 
 def _figure(splits: dict[str, SplitImages], item: dict[str, Any], caption: str, css: str = "") -> str:
