@@ -35,11 +35,9 @@ def read_exclusions(path: str | Path) -> tuple[set[int], set[str]]:
         for row in csv.DictReader(text.splitlines()):
             if row.get("split") != "train":
                 continue
-            if row.get("index") not in (None, "", "-1"):
+            if row.get("index") not in (None, "", "-1"):  # index -1: a broken file, never read
                 indices.add(int(row["index"]))
-            elif row.get("path"):
-                paths.add(row["path"])  # a file that was never read (broken): nothing to remove
-        return indices, set()
+        return indices, paths
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
