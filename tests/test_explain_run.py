@@ -119,3 +119,19 @@ def test_report_without_captum_says_so(reported_run, tmp_path, monkeypatch):
     assert "What the network looks at" not in html
     assert "no &#x27;what the network looks at&#x27; section: heat maps need Captum" in html
     assert "pip install &#x27;convtrain[explain]&#x27;" in html
+
+
+@needs_captum
+def test_same_named_images_of_two_folders_get_two_pictures(reported_run, images, tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        shutil.copy(images / "image 0.png", tmp_path / folder / "x.png")
+    rows = convtrain.predict(
+        reported_run,
+        [tmp_path / "a", tmp_path / "b"],
+        explain="saliency",
+        explain_dir=tmp_path / "why",
+        batch_size=1,  # one image per batch: the names must stay apart across batches too
+        device="cpu",
+    )
+    assert [Path(r["explanation"]).name for r in rows] == ["x.png", "x-2.png"]

@@ -121,6 +121,7 @@ def predict_paths(
     k = min(topk, len(classes))
     files = expand_paths(paths)
     results: list[dict[str, Any]] = []
+    taken: set[str] = set()  # picture names already used, so two a.png of different folders both stay
     for start in range(0, len(files), batch_size):
         readable, images = [], []
         for path in files[start : start + batch_size]:
@@ -138,7 +139,9 @@ def predict_paths(
             for path, p, i in zip(readable, top_p.tolist(), top_i.tolist(), strict=True)
         ]
         if explain:
-            _add_explanations(found, model, card, torch.stack(images), probs, explain, layer, explain_dir, k)
+            _add_explanations(
+                found, model, card, torch.stack(images), probs, explain, layer, explain_dir, k, taken
+            )
         results += found
     if not results:
         shown = ", ".join(str(p) for p in paths[:3]) + (" ..." if len(paths) > 3 else "")
@@ -233,14 +236,14 @@ def _check_explain(explain: str | None, layer: str | None) -> None:
         check_method(explain, layer)
 
 
-def _add_explanations(results, model, card, images, probs, method, layer, folder, topk) -> None:
+def _add_explanations(results, model, card, images, probs, method, layer, folder, topk, taken=None) -> None:
     """Write each image's heat-map picture into folder and note its path in its result."""
     from convtrain.explain import write_prediction_pictures
 
     truths = [r["true"] for r in results] if results and "true" in results[0] else None
     names = [r["path"] for r in results]
     written = write_prediction_pictures(
-        model, card, images, probs, names, folder, method, layer, topk, truths
+        model, card, images, probs, names, folder, method, layer, topk, truths, taken
     )
     for result, path in zip(results, written, strict=True):
         result["explanation"] = str(path)

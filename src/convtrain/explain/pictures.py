@@ -47,15 +47,17 @@ def write_prediction_pictures(
     layer: str | None = None,
     topk: int = 3,
     truths: list[str] | None = None,
+    taken: set[str] | None = None,
 ) -> list[Path]:
     """One picture per image (image | heat map of the top class | top-k bars) in folder; their paths.
 
-    images (N, C, S, S) uint8, probs (N, K); names become the file names (made unique) and titles.
+    images (N, C, S, S) uint8, probs (N, K); names become the titles and the file names, made
+    unique within this call and against `taken` (file stems already written, updated here).
     """
     classes = card["classes"]
     heat = heat_maps(model, card, images, probs.argmax(1), method, layer)  # (N, S, S)
     top_p, top_i = probs.topk(min(topk, len(classes)), dim=1)
-    paths, used = [], set()
+    paths, used = [], taken if taken is not None else set()
     for i, name in enumerate(names):
         stem = _unique(_file_stem(name), used)
         title = f"{name}: {method}" + (f", true {truths[i]}" if truths else "")
