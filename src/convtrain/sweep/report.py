@@ -152,19 +152,21 @@ def _optuna_picture(study, name: str, path: Path) -> tuple[Path | None, str]:
     finished = [t for t in study.trials if t.state.name == "COMPLETE"]
     if len(finished) < 2:
         return None, "needs at least two finished trials"
-    with warnings.catch_warnings():
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    # optuna sets pyplot's global style (ggplot); rc_context puts the caller's style back afterwards
+    with warnings.catch_warnings(), matplotlib.rc_context():
         warnings.simplefilter("ignore")  # ExperimentalWarning on every call
         try:
             axes = getattr(optuna_plots, name)(study)
         except Exception as error:  # optuna refuses some studies (one parameter, constant values)
             return None, " ".join(str(error).split())[:200] or type(error).__name__
-    import matplotlib.pyplot as plt
-
-    figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
-    try:
-        return save_figure(figure, path), ""
-    finally:
-        plt.close(figure)  # optuna draws through pyplot, which keeps every figure until closed
+        figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
+        try:
+            return save_figure(figure, path), ""
+        finally:
+            plt.close(figure)  # pyplot keeps every figure until it is closed
 
 
 def _trials_table(rows: list[dict[str, Any]]) -> str:

@@ -160,12 +160,15 @@ def work(index: int, spec: SweepSpec, folder: SweepDir, storage_url: str, name: 
 
 
 def _train_trial(spec: SweepSpec, trial, params: dict[str, Any], out: str, index: int, optuna) -> float:
-    def report(row: dict[str, Any]) -> None:  # training.fit calls this after each epoch is saved
-        trial.report(row[spec.objective], step=int(row["epoch"]))
-        if trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at epoch {int(row['epoch'])}")
-
     config = worker_device(spec.trial_config(params, out), index)
+
+    def report(row: dict[str, Any]) -> None:  # training.fit calls this after each epoch is saved
+        epoch = int(row["epoch"])
+        trial.report(row[spec.objective], step=epoch)
+        # after the last epoch there is nothing left to save: the trial completes, with a real value
+        if epoch < config.epochs and trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+
     with silenced():
         try:
             run = fit(config, on_epoch=report)
