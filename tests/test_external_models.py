@@ -29,8 +29,8 @@ def short_run(data, model: str, out, **options) -> convtrain.RunDir:
 
 @pytest.fixture(scope="module")
 def timm_run(tiny_npz, tmp_path_factory):
-    """timm:resnet10t trained two steps on the gray tiny set."""
-    return short_run(tiny_npz, "timm:resnet10t", tmp_path_factory.mktemp("timm") / "run").path
+    """timm:resnet10t trained two steps on the gray tiny set, with its pictures and report."""
+    return short_run(tiny_npz, "timm:resnet10t", tmp_path_factory.mktemp("timm") / "run", plots=True).path
 
 
 @pytest.mark.parametrize(
@@ -54,9 +54,11 @@ def test_library_models_train_on_gray_and_rgb_and_rebuild_from_the_card(
     assert all(torch.equal(trained[k], v) for k, v in rebuilt.state_dict().items())
 
 
-def test_timm_run_evaluates_predicts_and_exports_unchanged(timm_run, tiny_npz):
+def test_timm_run_reports_evaluates_and_exports_unchanged(timm_run, tiny_npz):
     card = json.loads((timm_run / "model.json").read_text())
     assert card["arguments"] == {"num_classes": 4, "in_chans": 1}
+    assert "timm:resnet10t" in (timm_run / "report.html").read_text()
+    assert (timm_run / "plots" / "filters.png").stat().st_size > 0  # the stem's filters, as for the zoo
     result = convtrain.evaluate(timm_run, device="cpu")
     trained = json.loads((timm_run / "results.json").read_text())
     assert result["split"] == "test" and result["top1"] == pytest.approx(trained["test_acc"], abs=1e-9)
