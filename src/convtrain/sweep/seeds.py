@@ -74,8 +74,8 @@ def _train_in_workers(configs: list[TrainConfig], jobs: int) -> list[dict[str, A
             try:
                 seed, outcome = done.get(timeout=1.0)
             except queue.Empty:
-                if not all(w.is_alive() for w in workers) and done.empty():
-                    raise ConvtrainError("a seed worker process died; see its output above") from None
+                if done.empty():  # a worker's last result is in the queue before it exits
+                    _check_workers(workers, configs, results)
                 continue
             if isinstance(outcome, str):  # a worker's one-line error
                 raise ConvtrainError(f"seed {seed}: {outcome}")
@@ -86,6 +86,17 @@ def _train_in_workers(configs: list[TrainConfig], jobs: int) -> list[dict[str, A
                 worker.terminate()
             worker.join()
     return [results[c.seed] for c in configs]
+
+
+def _check_workers(workers: list, configs: list[TrainConfig], results: dict[int, Any]) -> None:
+    """A worker that has exited while seeds it owns are still missing died (killed, out of memory)."""
+    for index, worker in enumerate(workers):
+        owed = [c.seed for c in configs[index :: len(workers)] if c.seed not in results]
+        if owed and not worker.is_alive():
+            raise ConvtrainError(
+                f"seed worker {index} stopped (exit code {worker.exitcode}) before seed(s) "
+                f"{', '.join(map(str, owed))}; see its output above"
+            )
 
 
 def _seed_loop(index: int, jobs: int, configs: list[TrainConfig], done) -> None:

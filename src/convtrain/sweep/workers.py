@@ -21,6 +21,7 @@ import torch
 
 from convtrain.config import TrainConfig
 from convtrain.data.cache import keep_datasets
+from convtrain.errors import ConvtrainError
 
 
 def start_workers(jobs: int, loop: Callable[..., None], *args: Any) -> list[multiprocessing.Process]:
@@ -39,8 +40,14 @@ def start_workers(jobs: int, loop: Callable[..., None], *args: Any) -> list[mult
 def _worker_main(loop: Callable[..., None], index: int, threads: int, *args: Any) -> None:
     torch.set_num_threads(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)  # for anything the worker starts in turn
-    with keep_datasets():
-        loop(index, *args)
+    try:
+        with keep_datasets():
+            loop(index, *args)
+    except ConvtrainError as error:  # one line, as the CLI prints it, instead of a worker's traceback
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 def worker_device(config: TrainConfig, index: int) -> TrainConfig:
