@@ -113,6 +113,8 @@ def run_study(spec: SweepSpec, folder: SweepDir, storage_url: str, name: str, jo
         f"pruner {spec.pruner['name']}, {jobs} worker(s); storage {hide_password(storage_url)}; folder {folder.path}",
         flush=True,
     )
+    with ask_lock(storage_url):  # once per command, before its workers: no trial is retried twice
+        recover_interrupted(study)
     if jobs == 1:
         from convtrain.data.cache import keep_datasets
 
@@ -131,10 +133,9 @@ def run_study(spec: SweepSpec, folder: SweepDir, storage_url: str, name: str, jo
 
 
 def work(index: int, spec: SweepSpec, folder: SweepDir, storage_url: str, name: str, study=None) -> None:
-    """One worker: retry this host's interrupted trials, then ask, train and tell until the count is reached."""
+    """One worker: ask, train and tell until the study holds spec.trials trials."""
     optuna = require_optuna()
     study = study or open_study(spec, open_storage(storage_url), name)
-    recover_interrupted(study)
     while (trial := _next_trial(study, spec.trials, storage_url)) is not None:
         params = {p.name: p.suggest(trial) for p in spec.space}
         run = folder.trial_run(trial.number)
