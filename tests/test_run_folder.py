@@ -191,3 +191,14 @@ def test_timings_cover_the_whole_run_and_reach_the_report_and_the_cli(tiny_npz, 
     assert main([*cli(tiny_npz, tmp_path / "cli")[3:], "--epochs", "1"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("time ") and "startup" in last and "training" in last
+
+
+def test_files_are_written_with_the_usual_permissions(tmp_path):
+    from convtrain.files import write_text_atomic
+
+    mask = os.umask(0o022)
+    try:
+        path = write_text_atomic(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0600
