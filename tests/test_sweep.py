@@ -116,10 +116,10 @@ def test_two_workers_share_one_postgresql_study():
 
 @pytest.mark.slow
 def test_a_killed_worker_is_resumed_to_the_requested_count(tiny_npz, tmp_path):
-    space = write_space(tmp_path / "space.yaml", tiny_npz, epochs=4)
+    space = write_space(tmp_path / "space.yaml", tiny_npz, epochs=3)
     folder = tmp_path / "sweep"
     victim = worker(space, "--trials", "2", "--out", str(folder))
-    wait_for(folder / "trials" / "trial-0000" / "metrics.csv", victim)  # an epoch done, three to go
+    wait_for(folder / "trials" / "trial-0000" / "metrics.csv", victim)  # an epoch done, two to go
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     assert [t.state.name for t in load(folder).trials] == ["RUNNING"]
@@ -129,7 +129,7 @@ def test_a_killed_worker_is_resumed_to_the_requested_count(tiny_npz, tmp_path):
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
     assert trials[1].params == trials[0].params and trials[1].user_attrs["retry_of"] == 0  # retried
     retried = folder / "trials" / "trial-0001" / "metrics.csv"
-    assert len(retried.read_text().splitlines()) == 5  # header + all 4 epochs
+    assert len(retried.read_text().splitlines()) == 4  # header + all 3 epochs
 
 
 def test_pruning_stops_a_trial_far_behind(tiny_npz, tmp_path):
@@ -137,7 +137,7 @@ def test_pruning_stops_a_trial_far_behind(tiny_npz, tmp_path):
     from convtrain.sweep.study import prepare, work
 
     space = write_space(
-        tmp_path / "space.yaml", tiny_npz, epochs=4, pruner={"name": "median", "startup_trials": 1}
+        tmp_path / "space.yaml", tiny_npz, epochs=3, pruner={"name": "median", "startup_trials": 1}
     )
     spec, folder, storage, name = prepare(str(space), str(tmp_path / "sweep"), None, None, None, 2)
     folder.path.mkdir()
@@ -146,10 +146,10 @@ def test_pruning_stops_a_trial_far_behind(tiny_npz, tmp_path):
     study.enqueue_trial({"lr": 0.005, "weight_decay": 0.0})
     work(0, spec, folder, storage, name, study)
     good, slow = study.trials[:2]
-    assert good.state.name == "COMPLETE" and len(good.intermediate_values) == 4
+    assert good.state.name == "COMPLETE" and len(good.intermediate_values) == 3
     assert slow.state.name == "PRUNED", slow.intermediate_values
     assert slow.intermediate_values[1] < good.intermediate_values[1]
-    assert len(slow.intermediate_values) < 4  # stopped before its last epoch
+    assert len(slow.intermediate_values) < 3  # stopped before its last epoch
     metrics = Path(slow.user_attrs["run"]) / "metrics.csv"
     assert len(metrics.read_text().splitlines()) == 1 + len(slow.intermediate_values)
 
