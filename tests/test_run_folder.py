@@ -176,7 +176,7 @@ def test_limit_train_shrinks_the_validation_split_with_it(tiny_npz, tmp_path, ca
 def test_timings_cover_the_whole_run_and_reach_the_report_and_the_cli(tiny_npz, tmp_path, capsys):
     import time
 
-    from convtrain.timings import PHASES
+    from convtrain.timings import PHASES, format_timings
 
     started = time.perf_counter()
     run = convtrain.train(tiny_config(tiny_npz, epochs=2, plots=True, out=str(tmp_path / "timed")))
@@ -190,7 +190,8 @@ def test_timings_cover_the_whole_run_and_reach_the_report_and_the_cli(tiny_npz, 
 
     assert main([*cli(tiny_npz, tmp_path / "cli")[3:], "--epochs", "1"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert last.startswith("time ") and "startup" in last and "training" in last
+    written = json.loads((tmp_path / "cli" / "results.json").read_text())["timings"]
+    assert last == format_timings(written) and last.startswith(f"time {written['total']:.1f}s: startup")
 
 
 def test_files_are_written_with_the_usual_permissions(tmp_path):
