@@ -60,20 +60,36 @@ class RunFile:
         return self if run is None else run.path / self.name
 
 
-class RunDir:
+def numbered(base: Path) -> Path:
+    """base, or base-2, base-3... : the first that does not exist yet."""
+    candidate, number = base, 2
+    while candidate.exists():
+        candidate = base.with_name(f"{base.name}-{number}")
+        number += 1
+    return candidate
+
+
+class Folder:
+    """A folder of convtrain's making, named by its path (a run, a seeds folder, a sweep)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+
+class RunDir(Folder):
     """A run folder: its file names, readers and writers. Read attributes (config, card, history,
     results, model) load lazily from disk; a finished `convtrain.train` fills them from memory."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        super().__init__(path)
         self._lock: RunLock | None = None
         self._loaded: dict[str, Any] = {}
-
-    def __repr__(self) -> str:
-        return f"RunDir({str(self.path)!r})"
-
-    def __fspath__(self) -> str:
-        return str(self.path)
 
     @classmethod
     def of(cls, run: str | Path | RunDir) -> RunDir:
@@ -123,12 +139,7 @@ class RunDir:
         """`out` as given, or runs/<dataset>-<model>, numbered -2, -3... when already taken."""
         if out:
             return cls(out)
-        base = Path("runs") / f"{dataset.split(':')[0]}-{model.replace(':', '-')}"
-        candidate, number = base, 2
-        while candidate.exists():
-            candidate = base.with_name(f"{base.name}-{number}")
-            number += 1
-        return cls(candidate)
+        return cls(numbered(Path("runs") / f"{dataset.split(':')[0]}-{model.replace(':', '-')}"))
 
     def holds_run(self) -> bool:
         return self.last_path.exists() or self.config_path.exists()

@@ -24,36 +24,39 @@ from typing import Any
 from convtrain.cli.commands import Add
 from convtrain.errors import ConfigError
 
+WEIGHTS_HELP = (
+    "best, last or a .pt file of the run (default: the weights its final test measured, test_weights)"
+)
 LAYER_HELP = "the module Grad-CAM looks at, e.g. features.4 (default: the last conv layer or block)"
 
 
-def register(command: Add) -> None:
-    weights_help = (
-        "best, last or a .pt file of the run (default: the weights its final test measured, test_weights)"
+def _scoring_flags(sub: argparse.ArgumentParser, split_help: str, explain_help: str, **explain: Any) -> None:
+    """The flags evaluate and predict share: which split, data folder, device, weights, heat maps."""
+    sub.add_argument("--split", choices=("test", "val"), default=None, help=split_help)
+    sub.add_argument("--data-dir", default=None)
+    sub.add_argument("--device", default="auto")
+    sub.add_argument(
+        "--weights",
+        default=None,
+        help=WEIGHTS_HELP,
     )
+    sub.add_argument("--explain", default=None, metavar="METHOD", help=explain_help, **explain)
+    sub.add_argument("--layer", default=None, help=LAYER_HELP)
+
+
+def register(command: Add) -> None:
     evaluate = command("evaluate", evaluate_command, "metrics, per-class table and confusion matrix of a run")
     evaluate.add_argument("run", help="run folder")
-    evaluate.add_argument(
-        "--split",
-        choices=("test", "val"),
-        default=None,
-        help="default: test, or val when there is no test split",
-    )
     evaluate.add_argument("--tta", action="store_true", help="average flips and small shifts")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
-    evaluate.add_argument("--data-dir", default=None)
-    evaluate.add_argument("--device", default="auto")
-    evaluate.add_argument("--weights", default=None, help=weights_help)
-    evaluate.add_argument(
-        "--explain",
+    _scoring_flags(
+        evaluate,
+        "default: test, or val when there is no test split",
+        "also draw heat maps (gradcam, the default, saliency or ig) of the highest losses and of "
+        "right predictions per class into the run's plots/ (needs convtrain[explain])",
         nargs="?",
         const="gradcam",
-        default=None,
-        metavar="METHOD",
-        help="also draw heat maps (gradcam, the default, saliency or ig) of the highest losses and of "
-        "right predictions per class into the run's plots/ (needs convtrain[explain])",
     )
-    evaluate.add_argument("--layer", default=None, help=LAYER_HELP)
 
     predict = command("predict", predict_command, "top-k labels for image files, folders or globs")
     predict.add_argument("run", help="run folder")
@@ -61,13 +64,6 @@ def register(command: Add) -> None:
     predict.add_argument(
         "--index", default=None, help="predict images of the run's dataset instead: 7, 0:10 or 3,5,9"
     )
-    predict.add_argument(
-        "--split",
-        choices=("test", "val"),
-        default=None,
-        help="the split --index picks from (default: test, or val when there is no test split)",
-    )
-    predict.add_argument("--data-dir", default=None)
     predict.add_argument("--topk", type=int, default=3)
     predict.add_argument(
         "--out",
@@ -75,16 +71,12 @@ def register(command: Add) -> None:
         help="preds.csv or preds.json; with --explain also a folder for the pictures (else they go "
         "beside the file, in preds-<method>/)",
     )
-    predict.add_argument("--device", default="auto")
-    predict.add_argument("--weights", default=None, help=weights_help)
-    predict.add_argument(
-        "--explain",
-        default=None,
-        metavar="METHOD",
-        help="gradcam, saliency or ig: per image, a picture of the image, its heat map and the top-k "
+    _scoring_flags(
+        predict,
+        "the split --index picks from (default: test, or val when there is no test split)",
+        "gradcam, saliency or ig: per image, a picture of the image, its heat map and the top-k "
         "labels (needs convtrain[explain])",
     )
-    predict.add_argument("--layer", default=None, help=LAYER_HELP)
 
     plot = command("plot", plot_command, "(re)make a run's pictures and report.html")
     plot.add_argument("run", help="run folder")
@@ -110,7 +102,7 @@ def register(command: Add) -> None:
     export.add_argument("run", help="run folder")
     export.add_argument("--format", choices=("onnx", "torchscript", "safetensors"), default="onnx")
     export.add_argument("--out", default=None, help="output file")
-    export.add_argument("--weights", default=None, help=weights_help)
+    export.add_argument("--weights", default=None, help=WEIGHTS_HELP)
 
 
 def evaluate_command(args: argparse.Namespace) -> int:

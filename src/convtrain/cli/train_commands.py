@@ -31,7 +31,10 @@ def register(command: Add) -> None:
         help="train seeds 0..N-1 into one folder (seed-0, ...) with summary.json, summary.csv and report.html",
     )
     train.add_argument(
-        "--jobs", type=int, default=1, help="with --seeds: worker processes (CPU threads split, or a GPU each)"
+        "--jobs",
+        type=int,
+        default=1,
+        help="with --seeds: worker processes (CPU threads split, or a GPU each)",
     )
     lr = command("lr-find", cmd_lr_find, "learning-rate range test: plot loss against lr, suggest one")
     add_config_flags(lr)
@@ -89,7 +92,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if args.seeds > 1 or args.jobs > 1:
         if config.nproc > 1:
-            raise ConfigError("--seeds runs one process per seed; drop --nproc (or train each seed with --seed N)")
+            raise ConfigError(
+                "--seeds runs one process per seed; drop --nproc (or train each seed with --seed N)"
+            )
         from convtrain.sweep.seeds import train_seeds
 
         train_seeds(config, args.seeds, args.jobs)

@@ -17,31 +17,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from convtrain.rundir import RunDir, RunFile
+from convtrain.rundir import Folder, RunDir, RunFile, numbered
 
 
-def numbered(base: Path) -> Path:
-    """base, or base-2, base-3... : the first that does not exist yet."""
-    candidate, number = base, 2
-    while candidate.exists():
-        candidate = base.with_name(f"{base.name}-{number}")
-        number += 1
-    return candidate
-
-
-class SeedsDir:
+class SeedsDir(Folder):
     """A folder of one config trained with several seeds."""
 
     summary_path = RunFile("summary.json")
     summary_csv_path = RunFile("summary.csv")
     plots_dir = RunFile("plots")
     report_path = RunFile("report.html")
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-
-    def __repr__(self) -> str:
-        return f"SeedsDir({str(self.path)!r})"
 
     @classmethod
     def new(cls, out: str | None, dataset: str, model: str) -> SeedsDir:
@@ -54,7 +39,7 @@ class SeedsDir:
         return RunDir(self.path / f"seed-{seed}")
 
 
-class SweepDir:
+class SweepDir(Folder):
     """A folder of one Optuna study's trials and its summary."""
 
     spec_path = RunFile("sweep.yaml")
@@ -63,12 +48,6 @@ class SweepDir:
     best_path = RunFile("best.yaml")
     plots_dir = RunFile("plots")
     report_path = RunFile("report.html")
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-
-    def __repr__(self) -> str:
-        return f"SweepDir({str(self.path)!r})"
 
     def trial_run(self, number: int) -> RunDir:
         return RunDir(self.path / "trials" / f"trial-{number:04d}")

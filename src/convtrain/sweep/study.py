@@ -23,7 +23,8 @@ import yaml
 
 from convtrain.errors import ConfigError, ConvtrainError
 from convtrain.files import write_text_atomic
-from convtrain.sweep.folders import SweepDir, numbered
+from convtrain.rundir import numbered
+from convtrain.sweep.folders import SweepDir
 from convtrain.sweep.outputs import write_outputs
 from convtrain.sweep.space import SweepSpec, parse_spec, read_spec
 from convtrain.sweep.storage import ask_lock, hide_password, open_storage, open_study, require_optuna
