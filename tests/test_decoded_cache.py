@@ -98,8 +98,13 @@ def test_real_processes_decode_once_then_read_the_cache(tmp_path):
     second = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
     assert second.stdout == first.stdout and "skipped" not in second.stderr
     no_cache = subprocess.run([*command, "--no-cache"], capture_output=True, text=True, env=env, check=True)
-    assert no_cache.stdout != first.stdout and "0.png" in no_cache.stderr  # decoded afresh: the spoilt file skipped
+    assert (
+        no_cache.stdout != first.stdout and "0.png" in no_cache.stderr
+    )  # decoded afresh: the spoilt file skipped
     cleared = subprocess.run(
-        [sys.executable, "-m", "convtrain", "data", "cache", "--clear"], capture_output=True, text=True, env=env
+        [sys.executable, "-m", "convtrain", "data", "cache", "--clear"],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert cleared.returncode == 0 and "removed 1" in cleared.stdout

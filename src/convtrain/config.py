@@ -277,7 +277,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         where = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"config file {path} is not valid YAML{where}; fix the syntax") from None
     except ValueError as error:  # a value YAML parses but cannot build, e.g. the date 2001-13-01
-        raise ConfigError(f"config file {path} holds a value YAML cannot read ({error}); quote it or fix it") from None
+        raise ConfigError(
+            f"config file {path} holds a value YAML cannot read ({error}); quote it or fix it"
+        ) from None
     if values is None:
         return {}
     if not isinstance(values, dict):
