@@ -169,13 +169,14 @@ def test_init_normal_gives_std_002_zero_biases_and_unit_norms():
 
 
 def test_init_kaiming_and_xavier_scales():
+    torch.manual_seed(0)
     linear = build_model("sixconv-cnn", 3, 10, 32).head[1]  # Linear(4096, 1024)
     model = nn.Sequential(linear)
     init_weights(model, "kaiming")
     assert abs(linear.weight.std().item() - (2 / 4096) ** 0.5) < 0.0005  # He: sqrt(2 / fan_in)
     init_weights(model, "xavier")
     bound = (6 / (4096 + 1024)) ** 0.5  # Glorot uniform on [-bound, bound], std = bound / sqrt(3)
-    assert linear.weight.abs().max().item() <= bound
+    assert linear.weight.abs().max().item() <= bound * (1 + 1e-6)  # the bound, rounded to float32
     assert abs(linear.weight.std().item() - bound / 3**0.5) < 0.0005
     assert torch.all(linear.bias == 0)
 
