@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +16,9 @@ import pytest
 from PIL import Image
 
 import convtrain
+from browser import CHROMIUM, chromium
 from convtrain.datacheck import page
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="needs a chromium browser (apt-get install chromium)"
 )
@@ -82,26 +81,10 @@ def checked_page(tmp_path_factory) -> Path:
     return path
 
 
-def _chromium(profile: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        *args,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120)
-
-
 def test_check_page_renders_every_image_without_console_errors(checked_page, tmp_path):
     probed = tmp_path / "probed.html"
     probed.write_text(checked_page.read_text().replace("</body>", PROBE + "</body>"))
-    done = _chromium(
+    done = chromium(
         tmp_path / "profile",
         "--enable-logging=stderr",
         "--v=0",
@@ -125,7 +108,7 @@ def test_check_page_renders_every_image_without_console_errors(checked_page, tmp
 
 def test_check_page_screenshot_is_not_blank(checked_page, tmp_path):
     shot = tmp_path / "page.png"
-    done = _chromium(
+    done = chromium(
         tmp_path / "profile",
         "--window-size=1100,1400",
         "--hide-scrollbars",

@@ -8,15 +8,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+from browser import CHROMIUM, chromium
+
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="needs a chromium browser (apt-get install chromium)"
 )
@@ -46,22 +45,6 @@ window.addEventListener("load", () => {
 @pytest.fixture
 def report(reported_run) -> Path:
     return reported_run / "report.html"
-
-
-def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        *args,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
 def test_report_loads_without_console_errors_and_every_image_renders(report, tmp_path):
