@@ -88,3 +88,62 @@ def test_precision_auto_resolves_to_fp32_on_the_cpu():
     assert resolve_precision("auto", torch.device("cpu")) == "fp32"
     assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
     assert TrainConfig(precision="auto").precision == "auto"
+
+
+# ----- the model's own training options: defaults < model's own < recipe < file < flags -----
+
+
+def test_unset_options_take_the_models_own_and_the_generic_ones_elsewhere():
+    from convtrain.config import GENERIC_TRAINING, with_model_defaults
+    from convtrain.models import own_training
+
+    assert all(getattr(TrainConfig(), name) is None for name in GENERIC_TRAINING)
+    tiny = with_model_defaults(TrainConfig())
+    assert tiny.model == "fastnet-tiny" and own_training("fastnet-tiny")
+    assert {name: getattr(tiny, name) for name in GENERIC_TRAINING} == {
+        **GENERIC_TRAINING,
+        **own_training("fastnet-tiny"),
+    }
+    assert tiny.lr != GENERIC_TRAINING["lr"] and tiny.batch_size != GENERIC_TRAINING["batch_size"]
+    # the model chosen later (replace, as convtrain.train(model=...) does) still brings its own
+    lenet = with_model_defaults(TrainConfig().replace(model="lenet5"))
+    assert {name: getattr(lenet, name) for name in GENERIC_TRAINING} == GENERIC_TRAINING
+    assert with_model_defaults(TrainConfig(model="timm:resnet10t", lr=0.2)).lr == 0.2  # given values win
+    assert with_model_defaults(tiny) is tiny  # nothing left to fill
+
+
+def test_a_recipe_and_flags_override_the_models_own_options():
+    from convtrain.config import with_model_defaults
+
+    args = build_parser().parse_args(
+        ["train", "--recipe", "lenet5-mnist", "--model", "fastnet-tiny", "--momentum", "0.5"]
+    )
+    config = with_model_defaults(config_from_args(args))
+    assert config.lr == 0.001 and config.batch_size == 64  # the recipe's, not fastnet-tiny's 0.375 and 256
+    assert config.momentum == 0.5 and config.label_smoothing == 0.2  # the flag's; the model's (recipe silent)
+
+
+def test_a_model_may_only_set_the_options_models_own(monkeypatch):
+    from convtrain import models
+
+    monkeypatch.setattr(models, "_REGISTRY", dict(models._registry()))
+    with pytest.raises(ValueError, match="epochs"):
+        models.register_model("odd", "odd", training={"epochs": 5})
+
+
+def test_models_lists_what_each_model_trains_with(capsys):
+    assert main(["models", "--image-size", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "fastnet-tiny: batch_size 256, lr 0.375" in out
+    assert "every other model: batch_size 128, lr 0.05, momentum 0.9" in out
+
+
+def test_a_run_records_the_options_its_model_brought(tmp_path):
+    import convtrain
+
+    small = {"limit_train": 512, "epochs": 1, "plots": False, "quiet": True}
+    tiny = convtrain.train(out=str(tmp_path / "tiny"), **small)
+    lenet = convtrain.train(model="lenet5", out=str(tmp_path / "lenet"), **small)
+    assert (tiny.config.model, tiny.config.lr, tiny.config.batch_size) == ("fastnet-tiny", 0.375, 256)
+    assert (lenet.config.lr, lenet.config.batch_size, lenet.config.label_smoothing) == (0.05, 128, 0.0)
+    assert convtrain.load_run(lenet.path).config == lenet.config  # config.yaml holds the filled values

@@ -4,7 +4,7 @@ A checkpoint is a plain dict of state_dicts and tensors, written to a temporary 
 so a crash never leaves a half-written best.pt or last.pt. Loading uses weights_only=True: a
 file that tries to unpickle code is refused, never executed.
 
-    ckpt = load_checkpoint("runs/mnist-mnist-cnn/best.pt")
+    ckpt = load_checkpoint("runs/mnist-fastnet-tiny/best.pt")
 """
 
 from __future__ import annotations

@@ -2,7 +2,10 @@
 
 The CLI builds its `train` flags from these fields, a YAML file (`--config`) or a packaged recipe
 (`--recipe`) sets any of them, and `config.yaml` in each run folder is this dataclass written out.
-Precedence, lowest first: defaults < recipe < config file < command-line flags.
+Precedence, lowest first: defaults < the model's own training options < recipe < config file <
+command-line flags. Five options (batch_size, lr, momentum, weight_decay, label_smoothing) default to
+None, "the model's own": `with_model_defaults` fills them when the job starts, so `--model lenet5`
+alone trains LeNet-5 with the generic SGD settings and the default fastnet-tiny with its own.
 
     convtrain train --model lenet5 --epochs 5 --optimizer adam --lr 1e-3
 """
@@ -27,6 +30,16 @@ INITS = ("default", "kaiming", "xavier", "normal")
 LOADERS = ("device", "stream")
 CLASS_WEIGHTS = ("none", "balanced")
 CHANNELS_LAST = ("auto", "on", "off")
+# The options a network may set for itself (`register_model(..., training=...)`, `convtrain models`
+# lists them), and what a run takes for one that does not. TrainConfig leaves them unset (None), and
+# `with_model_defaults` fills them when the job starts: `--model X` alone trains X with X's own numbers.
+GENERIC_TRAINING: dict[str, Any] = {
+    "batch_size": 128,
+    "lr": 0.05,
+    "momentum": 0.9,
+    "weight_decay": 5e-4,
+    "label_smoothing": 0.0,
+}
 PRETRAINED_LIBRARY = "library"  # --pretrained alone: the library's own weights for a timm:/torchvision: model
 
 
@@ -71,7 +84,7 @@ class TrainConfig:
     """Download a missing registered dataset (and --pretrained library weights) from its public address."""
 
     # ----- model -----
-    model: str = "mnist-cnn"
+    model: str = "fastnet-tiny"
     """A name from `convtrain models`, or timm:NAME / torchvision:NAME (`convtrain models --source timm`)."""
     init: str = "default"
     """Weight init: default (PyTorch's), kaiming, xavier, or normal (mean 0, std 0.02)."""
@@ -83,20 +96,21 @@ class TrainConfig:
     optimizer, schedule and epochs start fresh (unlike --resume); other classes get a new head."""
 
     # ----- optimisation -----
-    epochs: int = 3
+    epochs: int = 2
     """Passes over the training split."""
-    batch_size: int | str = 128
-    """Images per step (global across processes), or 'auto' for the largest that fits on the GPU."""
+    batch_size: int | str | None = None
+    """Images per step (global across processes), or 'auto' for the largest that fits on the GPU;
+    unset, the model's own (`convtrain models` lists each model's)."""
     optimizer: str = "sgd"
     """sgd, adam or adamw."""
-    lr: float = 0.05
-    """Peak learning rate."""
-    momentum: float = 0.9
-    """SGD momentum (adam/adamw: beta1)."""
+    lr: float | None = None
+    """Peak learning rate; unset, the model's own (`convtrain models` lists each model's)."""
+    momentum: float | None = None
+    """SGD momentum (adam/adamw: beta1); unset, the model's own."""
     nesterov: bool = True
     """Nesterov momentum for SGD."""
-    weight_decay: float = 5e-4
-    """L2 penalty (sgd, adam) or decoupled decay (adamw)."""
+    weight_decay: float | None = None
+    """L2 penalty (sgd, adam) or decoupled decay (adamw); unset, the model's own."""
     schedule: str = "onecycle"
     """constant, step, cosine, onecycle or linear (decay to zero)."""
     warmup_epochs: float = 0.0
@@ -105,8 +119,8 @@ class TrainConfig:
     """'step' schedule: multiply lr by step_gamma every this many epochs."""
     step_gamma: float = 0.1
     """'step' schedule: factor applied every step_epochs."""
-    label_smoothing: float = 0.0
-    """Cross-entropy label smoothing, 0 to <1."""
+    label_smoothing: float | None = None
+    """Cross-entropy label smoothing, 0 to <1; unset, the model's own."""
     grad_clip: float = 0.0
     """Clip the gradient norm to this value; 0 for no clipping."""
     ema: float = 0.0
@@ -185,10 +199,13 @@ class TrainConfig:
         for name in ("limit_train", "patience", "max_steps", "log_every", "step_epochs", "freeze_epochs"):
             _at_least(name, getattr(self, name), 0)
         for name in ("lr", "weight_decay", "momentum", "warmup_epochs", "grad_clip", "max_time"):
-            _at_least(name, getattr(self, name), 0.0)
-        if self.lr <= 0:
+            if getattr(self, name) is not None:  # None: the model's own, filled by with_model_defaults
+                _at_least(name, getattr(self, name), 0.0)
+        if self.lr is not None and self.lr <= 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
-        if not 0.0 <= self.label_smoothing < 1.0:
+        if self.label_smoothing is not None and not (
+            isinstance(self.label_smoothing, int | float) and 0.0 <= self.label_smoothing < 1.0
+        ):
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"ema must be a decay in [0, 1) such as 0.999, got {self.ema}")
@@ -245,6 +262,15 @@ class TrainConfig:
             raise ConfigError(f"{source}: {error}") from None
 
 
+def with_model_defaults(config: TrainConfig) -> TrainConfig:
+    """The config with every option left unset (None) filled from the model's own training options."""
+    from convtrain.models import own_training
+
+    defaults = {**GENERIC_TRAINING, **own_training(config.model)}
+    unset = {name: value for name, value in defaults.items() if getattr(config, name) is None}
+    return config.replace(**unset) if unset else config
+
+
 def field_names() -> set[str]:
     return {f.name for f in fields(TrainConfig)}
 
@@ -287,7 +313,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return {str(key).replace("-", "_"): value for key, value in values.items()}
 
 
-def _parse_batch_size(value: int | str) -> int | str:
+def _parse_batch_size(value: int | str | None) -> int | str | None:
+    if value is None:  # the model's own, filled by with_model_defaults
+        return None
     if isinstance(value, str):
         if value == "auto":
             return value

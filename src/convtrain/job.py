@@ -17,7 +17,7 @@ from torch import nn
 
 from convtrain import distributed
 from convtrain.batchsize import find_batch_size
-from convtrain.config import TrainConfig
+from convtrain.config import TrainConfig, with_model_defaults
 from convtrain.data.augment import parse_augment
 from convtrain.data.cache import load_data
 from convtrain.data.dataset import ImageData, Split
@@ -127,6 +127,7 @@ def prepare_job(config: TrainConfig, record: bool = True, timings: Timings | Non
     if world_size > 1 and device.type == "cuda":
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
+    config = with_model_defaults(config)  # batch size, lr, ... the config leaves to the model
     config = config.replace(precision=resolve_precision(config.precision, device))
     check_precision(config.precision, device)
     distributed.start(device)

@@ -10,11 +10,12 @@ import math
 import torch
 from torch import nn
 
-from convtrain.config import TrainConfig
+from convtrain.config import TrainConfig, with_model_defaults
 from convtrain.models.hooks import HasParameterGroups
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    config = with_model_defaults(config)  # lr, momentum, decay left unset: the model's own
     if isinstance(model, HasParameterGroups):  # a model may ask for its own lr/decay per group
         params = model.parameter_groups(config.lr, config.weight_decay)
     else:

@@ -1,6 +1,6 @@
 """The run folder, and the one class that names, reads and writes every file in it.
 
-runs/mnist-mnist-cnn/
+runs/mnist-fastnet-tiny/
   run.lock       held while a process trains into the folder: its pid, host and start time
   config.yaml    the fully resolved TrainConfig
   model.json     model card: architecture, classes, input size/channels, mean/std
@@ -18,7 +18,7 @@ runs/mnist-mnist-cnn/
 Every module goes through RunDir for these files, so there is one idea of what a run is. Files are
 replaced atomically, so `evaluate`, `predict`, `plot` and `export` may read a folder while it trains.
 
-    run = convtrain.load_run("runs/mnist-mnist-cnn")
+    run = convtrain.load_run("runs/mnist-fastnet-tiny")
     run.results["test_acc"], run.history[-1], run.model
 """
 

@@ -3,8 +3,8 @@
     convtrain train --recipe lenet5-mnist --epochs 5
     convtrain lr-find --model lenet5 --optimizer adam
 
-Precedence, lowest first: defaults < recipe < --config file < flags; --resume starts from the run's
-own config.yaml.
+Precedence, lowest first: defaults < the model's own training options < recipe < --config file <
+flags; --resume starts from the run's own config.yaml.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 from dataclasses import fields
 
 from convtrain.cli.commands import Add
-from convtrain.config import TrainConfig, field_docs, read_yaml
+from convtrain.config import GENERIC_TRAINING, TrainConfig, field_docs, read_yaml
 from convtrain.errors import ConfigError, ConvtrainError
 from convtrain.rundir import RunDir
 from convtrain.timings import format_timings, seconds_since_process_start
@@ -51,13 +51,15 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     for field in fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
         kind = str(field.type)
-        help_text = f"{docs.get(field.name, '')} (default: {field.default})"
+        help_text = docs.get(field.name, "")
+        if field.name not in GENERIC_TRAINING:  # those say "unset, the model's own" themselves
+            help_text += f" (default: {field.default})"
         if kind == "bool":
             parser.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
             )
             continue
-        convert = {"int": int, "int | None": int, "float": float}.get(kind, str)
+        convert = {"int": int, "int | None": int, "float": float, "float | None": float}.get(kind, str)
         # a field with metadata flag_alone also works as a bare flag: --pretrained means --pretrained library
         alone = (
             {"nargs": "?", "const": field.metadata["flag_alone"]} if "flag_alone" in field.metadata else {}

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from convtrain.config import TrainConfig
+from convtrain.config import TrainConfig, with_model_defaults
 from convtrain.data.augment import parse_augment
 from convtrain.data.dataset import ImageData, Split
 from convtrain.data.loader import make_loader
@@ -61,7 +61,7 @@ def fold_config(recipe: str | None, model: str | None, options: dict[str, Any] |
         values["model"] = model
     values.update(options or {})
     values["recipe"] = recipe or DEFAULT_RECIPE
-    config = TrainConfig.from_dict(values, source=f"recipe {recipe or DEFAULT_RECIPE}")
+    config = with_model_defaults(TrainConfig.from_dict(values, source=f"recipe {recipe or DEFAULT_RECIPE}"))
     if ":" not in config.model:  # a zoo name: refuse a typo now, not after loading and deduplicating
         model_description(config.model)
     return config

@@ -3,7 +3,7 @@
 
 from convtrain.explain import explain, plot_explanation
 heat = explain(model, batch, "gradcam")               # (N, H, W) in [0, 1]
-convtrain predict runs/mnist-mnist-cnn digit.png --explain gradcam --out why/
+convtrain predict runs/mnist-fastnet-tiny digit.png --explain gradcam --out why/
 """
 
 from convtrain.explain.attribution import (

@@ -2,7 +2,7 @@
 
     heat = explain(model, batch, "gradcam")               # batch normalised as in training: (N, C, H, W)
     heat = explain(model, batch, "ig", layer=None)        # (N, H, W) in [0, 1], 1 = what mattered most
-    convtrain predict runs/mnist-mnist-cnn digit.png --explain gradcam --out why/
+    convtrain predict runs/mnist-fastnet-tiny digit.png --explain gradcam --out why/
 
 - gradcam (Selvaraju et al. 2017): the feature maps of one conv layer or block, weighted by the
   spatially averaged gradient of the class score, summed over channels, ReLU; then upsampled

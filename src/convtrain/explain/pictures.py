@@ -3,8 +3,8 @@
 Each function takes the run's model and card, uint8 pixels and what the model predicted, computes
 the maps (attribution.py) and draws them (overlay.py). Run-folder file names come from RunDir.
 
-    convtrain predict runs/mnist-mnist-cnn digits/ --explain gradcam --out why/
-    convtrain evaluate runs/mnist-mnist-cnn --explain            # plots/explain_{mistakes,correct}_test.png
+    convtrain predict runs/mnist-fastnet-tiny digits/ --explain gradcam --out why/
+    convtrain evaluate runs/mnist-fastnet-tiny --explain            # plots/explain_{mistakes,correct}_test.png
 """
 
 from __future__ import annotations

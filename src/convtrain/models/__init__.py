@@ -8,7 +8,7 @@ is imported the first time the registry is read, so a new family is just a new f
     >>> model_names()
     >>> build_model("lenet5", in_channels=1, num_classes=10, image_size=28)
 
-    convtrain models                       # the table: parameters and FLOPs per image
+    convtrain models                       # the table: parameters, FLOPs per image, own training options
     convtrain models --summary resnet18    # one model's layers and output shapes
 """
 
@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch.nn as nn
 
+from convtrain.config import GENERIC_TRAINING
 from convtrain.errors import ConfigError
 
 Builder = Callable[[int, int, int], nn.Module]  # (in_channels, num_classes, image_size) -> network
@@ -34,23 +36,32 @@ class ModelEntry:
     builder: Builder
     description: str
     min_size: int
+    training: Mapping[str, Any] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 _families_loaded = False
 
 
-def register_model(name: str, description: str, min_size: int = 16) -> Callable[[Builder], Builder]:
+def register_model(
+    name: str, description: str, min_size: int = 16, training: Mapping[str, Any] | None = None
+) -> Callable[[Builder], Builder]:
     """Decorator that registers `fn(in_channels, num_classes, image_size) -> nn.Module` under `name`.
 
     `description` is the one line shown by `convtrain models`; `min_size` is the smallest square
     image side (pixels) the architecture accepts, checked by build_model before building.
+    `training` holds the network's own values for any of GENERIC_TRAINING's options.
     """
+    unknown = sorted(set(training or {}) - set(GENERIC_TRAINING))
+    if unknown:
+        raise ValueError(
+            f"model {name!r}: training options {unknown} are not among {sorted(GENERIC_TRAINING)}"
+        )
 
     def add(fn: Builder) -> Builder:
         if name in _REGISTRY and _REGISTRY[name].builder is not fn:
             raise ValueError(f"model name {name!r} is registered twice")
-        _REGISTRY[name] = ModelEntry(fn, description, min_size)
+        _REGISTRY[name] = ModelEntry(fn, description, min_size, dict(training or {}))
         return fn
 
     return add
@@ -90,6 +101,13 @@ def model_description(name: str) -> str:
 def model_min_size(name: str) -> int:
     """The smallest square image side, in pixels, that the model accepts."""
     return _entry(name).min_size
+
+
+def own_training(name: str) -> dict[str, Any]:
+    """The training options a zoo model sets for itself ({} for timm:/torchvision: names and most models)."""
+    from convtrain.models.external import split_name
+
+    return {} if split_name(name) is not None else dict(_entry(name).training)
 
 
 def build_model(name: str, in_channels: int = 3, num_classes: int = 10, image_size: int = 32) -> nn.Module:

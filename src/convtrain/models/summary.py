@@ -14,7 +14,8 @@ from contextlib import contextmanager
 import torch
 import torch.nn as nn
 
-from convtrain.models import build_model, model_description, model_min_size, model_names
+from convtrain.config import GENERIC_TRAINING
+from convtrain.models import build_model, model_description, model_min_size, model_names, own_training
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -134,10 +135,17 @@ def summarize(model: nn.Module, input_shape: tuple[int, int, int]) -> str:
 
 
 def model_table(in_channels: int = 3, image_size: int = 32, num_classes: int = 10) -> list[dict]:
-    """One row per registered model: name, params, flops (None if the image is too small), description."""
+    """One row per registered model: name, params, flops (None if the image is too small), description,
+    and the training options it sets for itself."""
     rows = []
     for name in model_names():
-        row = {"name": name, "params": None, "flops": None, "description": model_description(name)}
+        row = {
+            "name": name,
+            "params": None,
+            "flops": None,
+            "description": model_description(name),
+            "training": own_training(name),
+        }
         if image_size >= model_min_size(name):
             # Built for real on the CPU, one at a time: well under a second each at 32px, seconds
             # for the 200M-parameter tutorial heads at 224px. (The meta device would skip the work,
@@ -170,4 +178,19 @@ def format_model_table(rows: list[dict]) -> str:
     lines = [
         f"{r[0].ljust(widths[0])}  {r[1].rjust(widths[1])}  {r[2].rjust(widths[2])}  {r[3]}" for r in table
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + ["", *format_training(rows)])
+
+
+def format_training(rows: list[dict]) -> list[str]:
+    """Which options each model trains with unless a recipe, config file or flag sets them."""
+
+    def options(own: dict) -> str:
+        return ", ".join(f"{name} {value}" for name, value in {**GENERIC_TRAINING, **own}.items())
+
+    groups: dict[str, list[str]] = {}
+    for row in rows:
+        if row["training"]:
+            groups.setdefault(options(row["training"]), []).append(row["name"])
+    lines = ["trained with, unless a recipe, --config or flag says otherwise:"]
+    lines += [f"  {', '.join(names)}: {key}" for key, names in groups.items()]
+    return [*lines, f"  every other model: {options({})}"]
