@@ -8,7 +8,8 @@
 Names: overhead (engine vs bare loop), tutorial (vs the classic DataLoader loop), accuracy (time to
 test accuracy with the fast recipes), formats (NCHW vs channels_last on the CPU), peers (convtrain vs
 Lightning, the tutorial loop and a bare loop, as whole processes), cache (a PNG folder decoded vs
-loaded from the decoded-image cache), many_runs (a 20-trial sweep and 5 seeds against their training time), zoo and airbench (GPU only: skipped with a line without CUDA).
+loaded from the decoded-image cache), many_runs (a 20-trial sweep and 5 seeds against their training time), default_run (a bare
+`convtrain train` as whole processes, 3 seeds, plots included), zoo and airbench (GPU only: skipped with a line without CUDA).
 The saved file is named after the date and the benchmarks run; copy tables into BENCHMARKS.md.
 """
 
@@ -19,13 +20,14 @@ import datetime
 import sys
 import time
 
-from benchmarks import accuracy, cache, formats, gpu, many_runs, overhead, peers, tutorial
+from benchmarks import accuracy, cache, default_run, formats, gpu, many_runs, overhead, peers, tutorial
 from benchmarks.common import DEVICE_CHOICE, RESULTS, describe_machine
 
 BENCHMARKS = {
     "overhead": overhead.run,
     "tutorial": tutorial.run,
     "accuracy": accuracy.run,
+    "default_run": default_run.run,
     "formats": formats.run,
     "peers": peers.run,
     "cache": cache.run,
