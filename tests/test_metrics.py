@@ -147,7 +147,7 @@ def test_metrics_from_logits_on_a_small_hand_example():
     assert [t["index"] for t in result["top_losses"]] == [2, 4]  # the two confidently wrong rows
 
 
-def test_val_split_uses_the_saved_indices_and_tta_matches_hand_views(tiny_run, tiny_npz):
+def test_val_split_uses_the_saved_indices_and_tta_matches_hand_views(tiny_run, tiny_npz, tmp_path):
     result = evaluate_run(tiny_run, split="val", device="cpu")
     val_idx = json.loads((tiny_run / "split.json").read_text())["val"]
     arrays = np.load(tiny_npz)
@@ -155,17 +155,30 @@ def test_val_split_uses_the_saved_indices_and_tta_matches_hand_views(tiny_run, t
     assert [row["support"] for row in result["per_class"]] == np.bincount(y_val, minlength=4).tolist()
     assert (tiny_run / "evaluation_val.json").is_file()
 
-    tta = evaluate_run(tiny_run, split="test", tta=True, device="cpu", write=False)
     model, card = RunDir(tiny_run).load_model()
     x = torch.from_numpy(arrays["x_test"]).permute(0, 3, 1, 2).float()  # (N, 1, 28, 28)
     x = (x / 255 - card["mean"][0]) / card["std"][0]
     right = torch.cat([x[..., :, :1], x[..., :, :-1]], dim=3)  # shifted one pixel right, edge repeated
     down = torch.cat([x[..., :1, :], x[..., :-1, :]], dim=2)
-    with torch.no_grad():
-        views = [model(v).log_softmax(1) for v in (x, x.flip(3), right, down)]
-    mean_log_probs = torch.stack(views).mean(0)
-    expected = torch.nn.functional.cross_entropy(mean_log_probs, torch.from_numpy(arrays["y_test"]))
-    assert tta["loss"] == pytest.approx(float(expected), rel=1e-4)
+    y = torch.from_numpy(arrays["y_test"])
+
+    def tta_loss(views):
+        with torch.no_grad():
+            mean_log_probs = torch.stack([model(v).log_softmax(1) for v in views]).mean(0)
+        return float(torch.nn.functional.cross_entropy(mean_log_probs, y))
+
+    # trained without flips: the shifts only; a mirror image would be a shape the model never saw
+    tta = evaluate_run(tiny_run, split="test", tta=True, device="cpu", write=False)
+    assert tta["loss"] == pytest.approx(tta_loss([x, right, down]), rel=1e-4)
+    assert tta["loss"] != pytest.approx(tta_loss([x, x.flip(3), right, down]), rel=1e-4)
+    # the same weights recorded as trained with flips: the mirror joins the views
+    flipped = tmp_path / "flipped"
+    shutil.copytree(tiny_run, flipped)
+    config = (flipped / "config.yaml").read_text()
+    assert "augment: none" in config
+    (flipped / "config.yaml").write_text(config.replace("augment: none", "augment: flip"))
+    tta = evaluate_run(flipped, split="test", tta=True, device="cpu", write=False)
+    assert tta["loss"] == pytest.approx(tta_loss([x, x.flip(3), right, down]), rel=1e-4)
 
 
 def test_convtrain_evaluate_stays_the_function_after_training(tiny_run):

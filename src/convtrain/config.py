@@ -175,7 +175,8 @@ class TrainConfig:
     quiet: bool = False
     """No progress bar; only the per-epoch summary lines."""
     tta: bool = False
-    """Average flips and shifts at the final test evaluation."""
+    """Average views at the final test evaluation: the image shifted by a pixel right and down, and its
+    mirror if the run trained on flips (a mirrored digit is another shape)."""
     plots: bool = True
     """Make the pictures and report.html at the end of training."""
     recipe: str | None = None

@@ -28,25 +28,41 @@ from convtrain.runtime import autocast, pick_device
 SPLITS = ("test", "val")
 
 
-def tta_views(x: torch.Tensor) -> list[torch.Tensor]:
-    """The image, its mirror, and the two shifted by one pixel (test-time augmentation)."""
+def tta_views(x: torch.Tensor, mirror: bool = True) -> list[torch.Tensor]:
+    """The image, its mirror (if `mirror`), and the two shifted by one pixel (test-time augmentation)."""
     shifted_right = F.pad(x, (1, 0, 0, 0), mode="replicate")[..., :, :-1]  # (B, C, H, W)
     shifted_down = F.pad(x, (0, 0, 1, 0), mode="replicate")[..., :-1, :]
-    return [x, torch.flip(x, dims=[3]), shifted_right, shifted_down]
+    return [x, *([torch.flip(x, dims=[3])] if mirror else []), shifted_right, shifted_down]
 
 
-def forward_logits(model: nn.Module, x: torch.Tensor, precision: str, tta: bool = False) -> torch.Tensor:
+def mirrors(augment: str) -> bool:
+    """Whether test-time augmentation may show a model mirror images: only if it trained on flips.
+    A digit or a letter mirrored is another shape, and a model that never saw one is misled by it."""
+    from convtrain.data.augment import parse_augment
+
+    parsed = parse_augment(augment)
+    return bool(parsed.flip or parsed.altflip)
+
+
+def forward_logits(
+    model: nn.Module, x: torch.Tensor, precision: str, tta: bool = False, mirror: bool = True
+) -> torch.Tensor:
     with autocast(precision, x.device):
         if not tta:
             return model(x).float()  # (B, K)
-        views = tta_views(x)
+        views = tta_views(x, mirror)
         logits = model(torch.cat(views)).float()  # (V*B, K)
         return logits.view(len(views), len(x), -1).log_softmax(-1).mean(0)
 
 
 @torch.inference_mode()
 def evaluation_sums(
-    model: nn.Module, loader, num_classes: int, precision: str = "fp32", tta: bool = False
+    model: nn.Module,
+    loader,
+    num_classes: int,
+    precision: str = "fp32",
+    tta: bool = False,
+    mirror: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Summed loss, correct predictions, image count and the confusion matrix (true x predicted)."""
     was_training = model.training
@@ -55,7 +71,7 @@ def evaluation_sums(
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     confusion = torch.zeros(num_classes * num_classes, device=device, dtype=torch.int64)
     for x, y in loader:
-        logits = forward_logits(model, x, precision, tta)
+        logits = forward_logits(model, x, precision, tta, mirror)
         loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
         confusion += torch.bincount(y * num_classes + logits.argmax(1), minlength=num_classes**2)
     model.train(was_training)
@@ -65,13 +81,13 @@ def evaluation_sums(
 
 @torch.inference_mode()
 def collect_logits(
-    model: nn.Module, loader, precision: str = "fp32", tta: bool = False
+    model: nn.Module, loader, precision: str = "fp32", tta: bool = False, mirror: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Every logit and label of a loader, in loader order, on the CPU: (N, K) and (N,)."""
     model.eval()
     outputs, labels = [], []
     for x, y in loader:
-        outputs.append(forward_logits(model, x, precision, tta).cpu())
+        outputs.append(forward_logits(model, x, precision, tta, mirror).cpu())
         labels.append(y.cpu())
     return torch.cat(outputs), torch.cat(labels)
 
@@ -140,7 +156,12 @@ def pick_split(run: RunDir, data: ImageData, split: str | None) -> Split:
 
 
 def split_logits(
-    model: torch.nn.Module, data: ImageData, split: Split, tta: bool = False, batch_size: int = 512
+    model: torch.nn.Module,
+    data: ImageData,
+    split: Split,
+    tta: bool = False,
+    batch_size: int = 512,
+    mirror: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits (N, K) and labels (N,) of a split, in split order, normalised with data.mean/std."""
     from convtrain.data.loader import make_loader
@@ -148,7 +169,7 @@ def split_logits(
     device = next(model.parameters()).device
     loader = make_loader(split, data, batch_size, device, train=False, loader="device", workers=0)
     # fp32 whatever the training precision: evaluation is cheap and its numbers should not drift.
-    return collect_logits(model, loader, precision="fp32", tta=tta)
+    return collect_logits(model, loader, precision="fp32", tta=tta, mirror=mirror)
 
 
 def score_split(
@@ -160,14 +181,15 @@ def score_split(
     device: str = "auto",
     batch_size: int = 512,
 ) -> Scored:
-    """Run the model of a run folder over one split (None: test, else val) and keep every logit."""
+    """Run the model of a run folder over one split (None: test, else val) and keep every logit.
+    With tta, mirror images are among the views only if the run trained on flips (`mirrors`)."""
     run = RunDir.of(run)
     which = which or run.tested_weights()
     model, _ = run.load_model(which, pick_device(device))
     data = load_run_data(run, data_dir)
     split = split or measured_split(data)
     chosen = pick_split(run, data, split)
-    logits, labels = split_logits(model, data, chosen, tta, batch_size)
+    logits, labels = split_logits(model, data, chosen, tta, batch_size, mirrors(run.config.augment))
     checkpoint = which if which.endswith(".pt") else f"{which}.pt"
     return Scored(run, split, checkpoint, data, chosen, logits, labels)
 

@@ -22,7 +22,7 @@ from convtrain import distributed
 from convtrain.checkpoint import TrainState
 from convtrain.config import TrainConfig
 from convtrain.errors import ConvtrainError
-from convtrain.evaluation import evaluation_sums
+from convtrain.evaluation import evaluation_sums, mirrors
 from convtrain.job import Job, prepare_job
 from convtrain.metrics import metrics_from_sums
 from convtrain.optim import WeightAverage, build_optimizer, build_scheduler
@@ -272,8 +272,10 @@ def finish(
     if job.test_loader is not None and tested_weights is not None:
         with job.timings.measure("test"):
             job.model.load_state_dict(tested_weights)
+            config = job.config
+            mirror = mirrors(config.augment)  # TTA mirrors only a model that trained on flips
             sums = evaluation_sums(
-                job.model, job.test_loader, job.num_classes, job.config.precision, job.config.tta
+                job.model, job.test_loader, job.num_classes, config.precision, config.tta, mirror
             )
             for tensor in sums.values():
                 distributed.sum_across_ranks(tensor)

@@ -47,7 +47,9 @@ def _scoring_flags(sub: argparse.ArgumentParser, split_help: str, explain_help: 
 def register(command: Add) -> None:
     evaluate = command("evaluate", evaluate_command, "metrics, per-class table and confusion matrix of a run")
     evaluate.add_argument("run", help="run folder")
-    evaluate.add_argument("--tta", action="store_true", help="average flips and small shifts")
+    evaluate.add_argument(
+        "--tta", action="store_true", help="average 1-pixel shifts, and mirrors if the run trained on flips"
+    )
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     _scoring_flags(
         evaluate,
