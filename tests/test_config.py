@@ -147,3 +147,13 @@ def test_a_run_records_the_options_its_model_brought(tmp_path):
     assert (tiny.config.model, tiny.config.lr, tiny.config.batch_size) == ("fastnet-tiny", 0.375, 256)
     assert (lenet.config.lr, lenet.config.batch_size, lenet.config.label_smoothing) == (0.05, 128, 0.0)
     assert convtrain.load_run(lenet.path).config == lenet.config  # config.yaml holds the filled values
+
+
+def test_adam_takes_its_own_lr_not_the_models_sgd_one():
+    from convtrain.config import ADAM_TRAINING, with_model_defaults
+
+    for optimizer in ("adam", "adamw"):
+        config = with_model_defaults(TrainConfig(optimizer=optimizer))
+        assert (config.lr, config.momentum) == (ADAM_TRAINING["lr"], ADAM_TRAINING["momentum"])
+        assert config.batch_size == 256  # the rest stays fastnet-tiny's
+    assert with_model_defaults(TrainConfig(optimizer="adam", lr=0.01)).lr == 0.01

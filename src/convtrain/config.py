@@ -40,6 +40,9 @@ GENERIC_TRAINING: dict[str, Any] = {
     "weight_decay": 5e-4,
     "label_smoothing": 0.0,
 }
+# Those numbers are SGD's. Adam and AdamW scale each step by the gradient's own size, so their lr
+# does not carry over from SGD; unset, they take the usual 1e-3 (beta1 0.9) whatever the model.
+ADAM_TRAINING: dict[str, Any] = {"lr": 1e-3, "momentum": 0.9}
 PRETRAINED_LIBRARY = "library"  # --pretrained alone: the library's own weights for a timm:/torchvision: model
 
 
@@ -264,10 +267,13 @@ class TrainConfig:
 
 
 def with_model_defaults(config: TrainConfig) -> TrainConfig:
-    """The config with every option left unset (None) filled from the model's own training options."""
+    """The config with every option left unset (None) filled from the model's own training options
+    (with adam or adamw: lr 1e-3 and beta1 0.9, whatever the model)."""
     from convtrain.models import own_training
 
     defaults = {**GENERIC_TRAINING, **own_training(config.model)}
+    if config.optimizer != "sgd":
+        defaults |= ADAM_TRAINING
     unset = {name: value for name, value in defaults.items() if getattr(config, name) is None}
     return config.replace(**unset) if unset else config
 

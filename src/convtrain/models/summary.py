@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import torch
 import torch.nn as nn
 
-from convtrain.config import GENERIC_TRAINING
+from convtrain.config import ADAM_TRAINING, GENERIC_TRAINING
 from convtrain.models import build_model, model_description, model_min_size, model_names, own_training
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -193,4 +193,6 @@ def format_training(rows: list[dict]) -> list[str]:
             groups.setdefault(options(row["training"]), []).append(row["name"])
     lines = ["trained with, unless a recipe, --config or flag says otherwise:"]
     lines += [f"  {', '.join(names)}: {key}" for key, names in groups.items()]
-    return [*lines, f"  every other model: {options({})}"]
+    lines.append(f"  every other model: {options({})}")
+    adam = ", ".join(f"{name} {value}" for name, value in ADAM_TRAINING.items())
+    return [*lines, f"  (those are SGD's; with --optimizer adam or adamw, every model: {adam})"]
