@@ -21,7 +21,7 @@ import yaml
 from cifar_files import write_cifar10
 from convtrain.cli import build_parser, main
 from convtrain.cli.train_commands import config_from_args
-from convtrain.config import TrainConfig
+from convtrain.config import TrainConfig, with_model_defaults
 from convtrain.models import build_model
 from convtrain.optim import build_optimizer
 from convtrain.recipes import load_recipe, recipe_names
@@ -198,7 +198,7 @@ def test_recipe_runs_two_steps(name, cifar_root, tmp_path, capsys):
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["recipe"] == name
     for key in ("model", "optimizer", "lr", "schedule", "augment", "normalize", "epoch_eval", "monitor"):
-        assert saved[key] == getattr(recipe_config(name), key), key
+        assert saved[key] == getattr(with_model_defaults(recipe_config(name)), key), key
     assert torch.load(run / "last.pt", weights_only=True)["step"] == 2
     results = json.loads((run / "results.json").read_text())
     assert results["test_images"] == (120 if saved["dataset"] == "cifar10" else 10000)
