@@ -19,8 +19,8 @@ from convtrain import distributed
 from convtrain.batchsize import find_batch_size
 from convtrain.config import TrainConfig, with_model_defaults
 from convtrain.data.augment import parse_augment
-from convtrain.data.cache import load_data
 from convtrain.data.dataset import ImageData, Split
+from convtrain.data.kept import load_data
 from convtrain.data.loader import make_loader
 from convtrain.data.pixels import normalize
 from convtrain.data.split import split_indices
@@ -175,10 +175,10 @@ def _build(
     seed_everything(config.seed)
     started = time.perf_counter()
     config = input_size(config)  # a pretrained network that takes one input size only
-    data = load_data(config)  # read from disk, or kept from an earlier run (data/cache.py)
+    data = load_data(config)  # read from disk, or kept from an earlier run (data/kept.py)
     if not config.normalize:  # pixels scaled to 0-1 only; the model card records the same
         data = dataclasses.replace(data, mean=(0.0,) * data.channels, std=(1.0,) * data.channels)
-    if config.exclude:  # a new ImageData: the loaded one may be kept for other runs (data/cache.py)
+    if config.exclude:  # a new ImageData: the loaded one may be kept for other runs (data/kept.py)
         from convtrain.datacheck.exclude import exclude_training_images
 
         data, excluded = exclude_training_images(data, config.exclude)

@@ -16,7 +16,7 @@ import queue
 from typing import Any
 
 from convtrain.config import TrainConfig
-from convtrain.data.cache import keep_datasets
+from convtrain.data.kept import keep_datasets
 from convtrain.errors import ConfigError, ConvtrainError
 from convtrain.files import write_json_atomic, write_text_atomic
 from convtrain.sweep.folders import SeedsDir

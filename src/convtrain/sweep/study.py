@@ -117,7 +117,7 @@ def run_study(spec: SweepSpec, folder: SweepDir, storage_url: str, name: str, jo
     with ask_lock(storage_url):  # once per command, before its workers: no trial is retried twice
         recover_interrupted(study)
     if jobs == 1:
-        from convtrain.data.cache import keep_datasets
+        from convtrain.data.kept import keep_datasets
 
         with keep_datasets():
             work(0, spec, folder, storage_url, name, study)
