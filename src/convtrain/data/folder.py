@@ -104,19 +104,20 @@ def decode_image(
 # ----- finding the files -----
 
 
-def _listdir(folder: Path) -> list[Path]:
+def list_visible(folder: Path) -> list[Path]:
+    """The entries of a folder, sorted, without hidden ones."""
     return sorted(p for p in folder.iterdir() if not p.name.startswith("."))  # skip .DS_Store and the like
 
 
-def _trees(root: Path) -> dict[str, Path]:
+def split_trees(root: Path) -> dict[str, Path]:
     """{'train': ..., 'val': ..., 'test': ...} for a split layout, else {'train': root}."""
-    subdirs = [p for p in _listdir(root) if p.is_dir()]
+    subdirs = [p for p in list_visible(root) if p.is_dir()]
     if any(p.name == "train" for p in subdirs) and all(p.name in SPLIT_NAMES for p in subdirs):
         return {SPLIT_NAMES[p.name]: p for p in subdirs}
     return {"train": root}
 
 
-def _probe(path: Path | ImageBytes) -> tuple[tuple[int, int], str] | str:
+def probe_image(path: Path | ImageBytes) -> tuple[tuple[int, int], str] | str:
     """(size, mode) read from the header, or the reason the file is not a usable image."""
     if isinstance(path, Path) and path.suffix.lower() not in IMAGE_EXTENSIONS:
         return "not an image file name (.png, .jpg, .jpeg, .bmp, .webp)"
@@ -129,7 +130,7 @@ def _probe(path: Path | ImageBytes) -> tuple[tuple[int, int], str] | str:
 
 def _scan(trees: dict[str, Path]) -> tuple[list[str], dict[str, list[tuple[Path, int]]], dict, list]:
     """Classes, the (file, label) list per split, each file's (size, mode), and the bad files with reasons."""
-    classes = [p.name for p in _listdir(trees["train"]) if p.is_dir()]
+    classes = [p.name for p in list_visible(trees["train"]) if p.is_dir()]
     if not classes:
         raise DataError(f"no class folders in {trees['train']}: put images in {trees['train']}/<class name>/")
     if len(classes) == 1:
@@ -139,7 +140,7 @@ def _scan(trees: dict[str, Path]) -> tuple[list[str], dict[str, list[tuple[Path,
     files: dict[str, list[tuple[Path, int]]] = {}
     headers, bad = {}, []
     for split, tree in trees.items():
-        folders = [p for p in _listdir(tree) if p.is_dir()]
+        folders = [p for p in list_visible(tree) if p.is_dir()]
         unknown = [p.name for p in folders if p.name not in classes]
         if unknown:
             raise DataError(
@@ -147,7 +148,7 @@ def _scan(trees: dict[str, Path]) -> tuple[list[str], dict[str, list[tuple[Path,
             )
         files[split] = []
         for folder in folders:
-            found, label = [p for p in _listdir(folder) if p.is_file()], classes.index(folder.name)
+            found, label = [p for p in list_visible(folder) if p.is_file()], classes.index(folder.name)
             files[split] += probe_all([(path, label) for path in found], headers, bad)
             if split == "train" and not any(p in headers for p in found):
                 raise DataError(
@@ -162,7 +163,7 @@ def probe_all(
     """The entries whose headers read as images; their (size, mode) go to headers, the others to bad."""
     kept = []
     for source, label in entries:
-        probe = _probe(source)
+        probe = probe_image(source)
         if isinstance(probe, str):
             bad.append((source, probe))
         else:
@@ -245,7 +246,7 @@ def read_folder(
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"folder dataset {root} does not exist or is not a folder")
-    trees = _trees(root)
+    trees = split_trees(root)
     classes, files, headers, bad = _scan(trees)
     return from_files(
         files,

@@ -17,7 +17,14 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from convtrain.data.folder import GRAY_MODES, IMAGE_EXTENSIONS, PIL_ERRORS, _listdir, _probe, _trees
+from convtrain.data.folder import (
+    GRAY_MODES,
+    IMAGE_EXTENSIONS,
+    PIL_ERRORS,
+    list_visible,
+    probe_image,
+    split_trees,
+)
 
 # The extensions each PIL format is expected under; a file whose content is another format is misnamed.
 FORMAT_EXTENSIONS = {"PNG": {".png"}, "JPEG": {".jpg", ".jpeg"}, "BMP": {".bmp"}, "WEBP": {".webp"}}
@@ -74,7 +81,7 @@ def _check_file(path: Path, split: str) -> tuple[FileIssue | None, tuple[tuple[i
     """(an issue or None, the (size, mode) header when the reader will read the file)."""
     if path.stat().st_size == 0:
         return FileIssue(split, "zero-byte", "empty file", str(path)), None
-    probe = _probe(path)
+    probe = probe_image(path)
     if isinstance(probe, str):
         if path.suffix.lower() not in IMAGE_EXTENSIONS:
             found = _format_of(path)
@@ -99,10 +106,10 @@ def _check_file(path: Path, split: str) -> tuple[FileIssue | None, tuple[tuple[i
 def scan_folder(root: str | Path) -> FileReport:
     """Every file under a folder dataset's class folders: issues, and header sizes and modes per split."""
     report, headers = FileReport(), {}
-    for split, tree in _trees(Path(root)).items():
+    for split, tree in split_trees(Path(root)).items():
         report.sizes[split], report.modes[split] = Counter(), Counter()
-        for folder in (p for p in _listdir(tree) if p.is_dir()):
-            for path in (p for p in _listdir(folder) if p.is_file()):
+        for folder in (p for p in list_visible(tree) if p.is_dir()):
+            for path in (p for p in list_visible(folder) if p.is_file()):
                 report.files += 1
                 issue, header = _check_file(path, split)
                 if issue is not None:

@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from convtrain.data.folder import _trees
+from convtrain.data.folder import split_trees
 from convtrain.errors import ConfigError
 from convtrain.files import write_text_atomic
 
@@ -30,7 +30,7 @@ def check_can_fix(dataset: str) -> None:
     if kind != "folder" or not path:
         raise ConfigError(f"--fix-split rewrites folder datasets only; {dataset} is not folder:PATH")
     root = Path(path).expanduser()
-    if root.is_dir() and set(_trees(root)) == {"train"}:
+    if root.is_dir() and set(split_trees(root)) == {"train"}:
         raise ConfigError(
             f"--fix-split: {root} has no val/ or test/ folder, so nothing can leak; drop --fix-split"
         )
