@@ -6,8 +6,6 @@ Skipped when chromium is not installed (apt-get install chromium).
 
 from __future__ import annotations
 
-import json
-import re
 import shutil
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 from PIL import Image
 
 import convtrain
-from browser import CHROMIUM, chromium
+from browser import CHROMIUM, chromium, run_page_probe
 from convtrain.datacheck import page
 
 pytestmark = pytest.mark.skipif(
@@ -82,26 +80,9 @@ def checked_page(tmp_path_factory) -> Path:
 
 
 def test_check_page_renders_every_image_without_console_errors(checked_page, tmp_path):
-    probed = tmp_path / "probed.html"
-    probed.write_text(checked_page.read_text().replace("</body>", PROBE + "</body>"))
-    done = chromium(
-        tmp_path / "profile",
-        "--enable-logging=stderr",
-        "--v=0",
-        "--virtual-time-budget=10000",
-        "--dump-dom",
-        probed.as_uri(),
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
-    assert any('"convtrain-probe"' in line for line in console), "console output was not captured"
-    assert [line for line in console if "convtrain-probe" not in line] == []
-    found = re.search(r'<pre id="check">(.*?)</pre>', done.stdout, re.S)
-    assert found, "the page's load handler never ran"
-    images = json.loads(found.group(1))
+    images, dom = run_page_probe(checked_page.read_text(), PROBE, tmp_path)
     assert len(images) == 2 + 2  # two label issues, one duplicate group of two
     assert all(complete and width > 0 for complete, width in images)
-    dom = done.stdout
     assert "broken.png" in dom and "&rarr;" not in dom and "→" in dom  # given → suggested, as text
     assert dom.count('class="group"') == 1
 

@@ -6,15 +6,13 @@ Skipped when chromium is not installed (apt-get install chromium).
 from __future__ import annotations
 
 import importlib.util
-import json
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from browser import CHROMIUM, chromium
+from browser import CHROMIUM, chromium, run_page_probe
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="needs a chromium browser (apt-get install chromium)"
@@ -48,31 +46,14 @@ def report(reported_run) -> Path:
 
 
 def test_report_loads_without_console_errors_and_every_image_renders(report, tmp_path):
-    page = tmp_path / "checked.html"
-    page.write_text(report.read_text().replace("</body>", CHECK + "</body>"))
-    done = chromium(
-        tmp_path / "profile",
-        "--enable-logging=stderr",
-        "--v=0",
-        "--virtual-time-budget=10000",
-        "--dump-dom",
-        page.as_uri(),
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-
-    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
-    assert any('"convtrain-probe"' in line for line in console), "console output was not captured"
-    assert [line for line in console if "convtrain-probe" not in line] == []
-
-    found = re.search(r'<pre id="check">(.*?)</pre>', done.stdout, re.S)
-    assert found, "the page's load handler never ran"
-    images = {name: (complete, width, height) for name, complete, width, height in json.loads(found.group(1))}
+    probed, dom = run_page_probe(report.read_text(), CHECK, tmp_path)
+    images = {name: (complete, width, height) for name, complete, width, height in probed}
     assert images.pop("probe-broken")[1] == 0  # the check does see an image that fails to decode
     assert set(images) == PICTURES
     for name, (complete, width, height) in images.items():
         assert complete and width > 100 and height > 100, name
     if "explain" in PICTURES:  # the heat-map section rendered, under its heading
-        assert "<h2>What the network looks at</h2>" in done.stdout
+        assert "<h2>What the network looks at</h2>" in dom
 
 
 def test_report_screenshot_looks_right(report, tmp_path):
