@@ -32,6 +32,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Small nets on a busy 2-core machine (and two xdist workers) run several times faster on one
+    thread: with two, every op waits at a barrier for a thread that another process holds."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def shared_datasets() -> Path:
     if not (SHARED_DATASETS / "MNIST" / "raw").is_dir():

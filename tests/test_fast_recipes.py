@@ -19,14 +19,7 @@ from convtrain.recipes import load_recipe
 FAST_RECIPES = ("mnist-fast", "fashion-mnist-fast", "cifar10-fast")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Small nets on a busy 2-core machine (and two xdist workers) run several times faster on one
-    # thread: with two, every op waits at a barrier for a thread that another process holds.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small nets: see conftest.py
 
 
 @pytest.mark.parametrize("name", FAST_RECIPES)

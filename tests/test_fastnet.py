@@ -15,15 +15,7 @@ from convtrain.models import build_model
 from convtrain.models.fastnet import FastNet, FrozenScaleBatchNorm, PatchWhitening, dirac_conv
 from convtrain.models.hooks import FitsToData, HasParameterGroups
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Small nets on a busy 2-core machine (and two xdist workers) run several times faster on one
-    # thread: with two, every op waits at a barrier for a thread that another process holds.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small nets: see conftest.py
 
 
 def correlated_images(n: int = 64, channels: int = 3, size: int = 12, seed: int = 0) -> torch.Tensor:
