@@ -137,6 +137,10 @@ class TrainConfig:
     test_weights: str = "best"
     """Weights the final test measures: best (best.pt, picked by --monitor) or last (after the final
     epoch, as the classic tutorials test); evaluate, predict, export and the report follow it."""
+    test: bool = True
+    """Measure the test split once training ends. --no-test leaves it unread, for choosing settings on
+    the validation split (seeds, sweeps); evaluate, predict --index and the report then use val too,
+    until `convtrain evaluate RUN --split test` reads it once at the end."""
     eval_before: bool = False
     """Also measure the epoch-eval split before the first step: the untrained model's (chance) accuracy."""
     patience: int = 0
@@ -197,6 +201,10 @@ class TrainConfig:
         _one_of("channels_last", self.channels_last, CHANNELS_LAST)
         _one_of("epoch_eval", self.epoch_eval, ("val", "test"))
         _one_of("test_weights", self.test_weights, TEST_WEIGHTS)
+        if not self.test and self.epoch_eval == "test":
+            raise ConfigError(
+                "epoch_eval 'test' reads the test split every epoch; drop --no-test or use 'val'"
+            )
         _at_least("epochs", self.epochs, 1)
         _at_least("workers", self.workers, 0)
         _at_least("nproc", self.nproc, 1)

@@ -129,14 +129,16 @@ def load_run_data(run: RunDir, data_dir: str | None = None) -> ImageData:
     return dataclasses.replace(data, mean=tuple(card["mean"]), std=tuple(card["std"]))
 
 
-def measured_split(data: ImageData) -> str:
-    """The split a run is measured on when none is named: test if the dataset has one, else val."""
-    return "test" if data.test is not None and len(data.test) else "val"
+def measured_split(data: ImageData, run: RunDir | None = None) -> str:
+    """The split a run is measured on when none is named: test if the dataset has one and the run did
+    not leave it unread (--no-test), else val."""
+    unread = run is not None and not run.config.test
+    return "test" if data.test is not None and len(data.test) and not unread else "val"
 
 
 def pick_split(run: RunDir, data: ImageData, split: str | None) -> Split:
     """The test split, or the validation images the run held out (its val/ folder or split.json)."""
-    split = split or measured_split(data)
+    split = split or measured_split(data, run)
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     if split == "test":
@@ -187,7 +189,7 @@ def score_split(
     which = which or run.tested_weights()
     model, _ = run.load_model(which, pick_device(device))
     data = load_run_data(run, data_dir)
-    split = split or measured_split(data)
+    split = split or measured_split(data, run)
     chosen = pick_split(run, data, split)
     logits, labels = split_logits(model, data, chosen, tta, batch_size, mirrors(run.config.augment))
     checkpoint = which if which.endswith(".pt") else f"{which}.pt"

@@ -238,8 +238,10 @@ def _build(
             f"batch_size {config.batch_size} is larger than the {len(train_split)} training images; lower --batch-size"
         )
     val_loader = make_loader(val_split, train=False, augment=None, **common) if len(val_split) else None
-    test_loader = (
-        make_loader(data.test, train=False, augment=None, **common) if data.test is not None else None
+    test_loader = (  # --no-test: the test split stays unread (TrainConfig forbids epoch_eval test then)
+        make_loader(data.test, train=False, augment=None, **common)
+        if data.test is not None and config.test
+        else None
     )
     if config.epoch_eval == "test":
         if test_loader is None:

@@ -200,7 +200,7 @@ def predict_split(
     run = RunDir.of(run_dir)
     model, card = run.load_model(which, pick_device(device))
     data = load_run_data(run, data_dir)
-    split = split or measured_split(data)
+    split = split or measured_split(data, run)
     chosen = pick_split(run, data, split)
     indices = parse_indices(index, len(chosen))
     if chosen.images is not None:

@@ -76,7 +76,7 @@ def _evaluation(page: Page, model: torch.nn.Module, plots: Path, data_dir: str |
         return
     _batch(page, data, plots)
     split_name, split = None, None
-    for name in ("test", "val"):
+    for name in ("test", "val") if page.run.config.test else ("val",):  # --no-test: leave test unread
         try:
             split_name, split = name, pick_split(page.run, data, name)
             break

@@ -291,6 +291,11 @@ def finish(
         job.log(
             f"test: loss {test['loss']:.4f}  accuracy {100 * test['accuracy']:.2f}% on {test['count']} images ({checkpoint})"
         )
+    elif not job.config.test:
+        results["test_unread"] = True
+        job.log(
+            f"test split left unread (--no-test); when settings are chosen: convtrain evaluate {job.run.path} --split test"
+        )
     if distributed.is_main():
         results["timings"] = job.timings.as_dict()
         job.run.write_results(results)

@@ -23,7 +23,11 @@ from convtrain.sweep.folders import SeedsDir
 from convtrain.sweep.stats import summarize
 from convtrain.sweep.workers import prefixed, start_workers, worker_device
 
-HEADLINE = ("test_acc", "test_loss", "training_seconds")  # first in summary.csv; then the rest by name
+HEADLINE = ("test_acc", "test_loss", "training_seconds")
+SUMMARY_LINE = (
+    ("test_acc", "test accuracy"),
+    ("final_val_acc", "validation accuracy (last epoch)"),
+)  # first in summary.csv; then the rest by name
 
 
 def train_seeds(config: TrainConfig, seeds: int = 5, jobs: int = 1) -> SeedsDir:
@@ -44,10 +48,14 @@ def train_seeds(config: TrainConfig, seeds: int = 5, jobs: int = 1) -> SeedsDir:
     else:
         results = _train_in_workers(configs, min(jobs, seeds))
     summary = write_summary(folder, results)
-    acc = summary["metrics"].get("test_acc")
+    # the test split's figure, or with --no-test the last epoch's validation accuracy
+    name, acc = next(
+        ((label, summary["metrics"][key]) for key, label in SUMMARY_LINE if key in summary["metrics"]),
+        (None, None),
+    )
     if acc and acc["std"] is not None:
         print(
-            f"test accuracy {100 * acc['mean']:.2f} ± {100 * acc['std']:.2f}% over {seeds} seeds "
+            f"{name} {100 * acc['mean']:.2f} ± {100 * acc['std']:.2f}% over {seeds} seeds "
             f"(95% CI {100 * acc['ci95'][0]:.2f}-{100 * acc['ci95'][1]:.2f}%)  summary: {folder.summary_path}"
         )
     return folder
