@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -155,3 +156,38 @@ def test_the_report_evaluates_the_weights_the_run_tested(reported_run, tmp_path)
     html = make_run_pictures(run, device="cpu").read_text()
     assert "test top-1 (last.pt)" in html
     assert json.loads((run / "evaluation_test.json").read_text())["checkpoint"] == "last.pt"
+
+
+def test_the_report_draws_from_the_final_test_pass_instead_of_scoring_again(
+    tiny_rgb_npz, tmp_path, monkeypatch
+):
+    import convtrain
+    import convtrain.evaluation
+
+    calls = []
+    real = convtrain.evaluation.split_logits
+    monkeypatch.setattr(
+        convtrain.evaluation, "split_logits", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    small = {
+        "dataset": f"npz:{tiny_rgb_npz}",
+        "model": "lenet5",
+        "epochs": 1,
+        "batch_size": 32,
+        "quiet": True,
+    }
+    run = convtrain.train(out=str(tmp_path / "once"), **small)
+    assert calls == []  # one pass over the test split: the run's own
+    evaluation = json.loads(run.evaluation_paths("test")[0].read_text())
+    assert evaluation["images"] == run.results["test_images"] == 64
+    assert evaluation["top1"] == run.results["test_acc"]
+    assert evaluation["loss"] == pytest.approx(run.results["test_loss"], rel=1e-5)
+    # the same pictures as a report made afterwards from the folder alone, which scores the split itself
+    again = tmp_path / "again"
+    shutil.copytree(run.path, again)
+    make_run_pictures(again)
+    assert len(calls) == 1
+    assert json.loads((again / "evaluation_test.json").read_text())["top1"] == evaluation["top1"]
+    # TTA changes the test pass's logits: the report then scores the plain images itself
+    convtrain.train(out=str(tmp_path / "tta"), tta=True, **small)
+    assert len(calls) == 2

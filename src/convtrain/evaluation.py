@@ -63,8 +63,10 @@ def evaluation_sums(
     precision: str = "fp32",
     tta: bool = False,
     mirror: bool = True,
+    keep: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Summed loss, correct predictions, image count and the confusion matrix (true x predicted)."""
+    """Summed loss, correct predictions, image count and the confusion matrix (true x predicted).
+    A `keep` list also receives each batch's (logits, labels) on the CPU, for the report."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -72,6 +74,8 @@ def evaluation_sums(
     confusion = torch.zeros(num_classes * num_classes, device=device, dtype=torch.int64)
     for x, y in loader:
         logits = forward_logits(model, x, precision, tta, mirror)
+        if keep is not None:
+            keep.append((logits.cpu(), y.cpu()))
         loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
         confusion += torch.bincount(y * num_classes + logits.argmax(1), minlength=num_classes**2)
     model.train(was_training)

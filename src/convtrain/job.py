@@ -25,6 +25,7 @@ from convtrain.data.loader import make_loader
 from convtrain.data.pixels import normalize
 from convtrain.data.split import split_indices
 from convtrain.errors import ConfigError, ConvtrainError
+from convtrain.evaluation import Scored
 from convtrain.finetune import Freezer
 from convtrain.models import build_model, init_weights
 from convtrain.models.hooks import FitsToData
@@ -104,10 +105,12 @@ class Job:
         averaged.load_state_dict(average.state_dict())
         return averaged
 
-    def make_pictures(self) -> None:
+    def make_pictures(self, scored: Scored | None = None) -> None:
+        """The run's pictures and report.html; `scored`, the final test pass's logits, spares the
+        report a second pass over the test split."""
         from convtrain.report import make_run_pictures
 
-        make_run_pictures(self.run)
+        make_run_pictures(self.run, scored=scored)
 
     def close(self) -> None:
         """Flush TensorBoard and give the run folder up (also after an error or Ctrl-C)."""

@@ -17,6 +17,7 @@ import torch
 
 from convtrain.data.pixels import denormalize
 from convtrain.errors import ConvtrainError
+from convtrain.evaluation import Scored
 from convtrain.report_html import Page, write_report
 from convtrain.rundir import RunDir
 from convtrain.runtime import pick_device
@@ -25,8 +26,12 @@ GRID_IMAGES = 32  # sample predictions shown
 WORST_IMAGES = 24  # misclassified images shown, highest loss first
 
 
-def make_run_pictures(run: str | Path | RunDir, data_dir: str | None = None, device: str = "auto") -> Path:
-    """Make every picture of a run in <run>/plots/ and write <run>/report.html; returns the report's path."""
+def make_run_pictures(
+    run: str | Path | RunDir, data_dir: str | None = None, device: str = "auto", scored: Scored | None = None
+) -> Path:
+    """Make every picture of a run in <run>/plots/ and write <run>/report.html; returns the report's path.
+    `scored`: the tested weights' logits on a split, with its data, as training's final test pass kept
+    them; without it the report loads the dataset and scores the test (else validation) split itself."""
     run = RunDir.of(run)
     page = Page(run, run.card, run.read_config(), run.results)
     plots = run.plots_dir
@@ -37,7 +42,7 @@ def make_run_pictures(run: str | Path | RunDir, data_dir: str | None = None, dev
         page.notes.append(f"no model pictures: {error}")
         return write_report(page)
     _filters(page, model, plots)
-    _evaluation(page, model, plots, data_dir)
+    _evaluation(page, model, plots, data_dir, scored)
     return write_report(page)
 
 
@@ -64,16 +69,42 @@ def _filters(page: Page, model: torch.nn.Module, plots: Path) -> None:
         page.pictures["filters"] = filters_figure(model, plots / "filters.png")
 
 
-def _evaluation(page: Page, model: torch.nn.Module, plots: Path, data_dir: str | None) -> None:
+def _evaluation(
+    page: Page, model: torch.nn.Module, plots: Path, data_dir: str | None, scored: Scored | None
+) -> None:
     """Evaluate on the test split (else the validation split) and draw what the numbers mean."""
-    from convtrain.evaluation import load_run_data, pick_split, split_logits
+    if scored is None:
+        scored = _score(page, model, plots, data_dir)
+    else:
+        _batch(page, scored.data, plots)
+    if scored is None:
+        return
     from convtrain.metrics import metrics_from_logits
+
+    logits, labels, classes = scored.logits, scored.labels, list(page.card["classes"])
+    result = {
+        "run": str(page.run.path),
+        "split": scored.split_name,
+        "checkpoint": f"{page.run.tested_weights()}.pt",
+        "tta": False,
+    }
+    result.update(metrics_from_logits(logits, labels, classes, top_losses=WORST_IMAGES))
+    page.run.write_evaluation(result)
+    page.evaluation = result
+    _evaluation_pictures(page, plots, scored.split.images, logits, labels, classes)
+    _explanations(page, model, plots, scored.split, logits, labels)
+
+
+def _score(page: Page, model: torch.nn.Module, plots: Path, data_dir: str | None) -> Scored | None:
+    """The run's dataset loaded (its batch picture drawn) and the model's logits on the test split,
+    else the validation split; None, with a note on the page, when neither can be read."""
+    from convtrain.evaluation import load_run_data, pick_split, split_logits
 
     try:
         data = load_run_data(page.run, data_dir)
     except ConvtrainError as error:
         page.notes.append(f"no evaluation pictures: the dataset could not be read ({error})")
-        return
+        return None
     _batch(page, data, plots)
     split_name, split = None, None
     for name in ("test", "val") if page.run.config.test else ("val",):  # --no-test: leave test unread
@@ -83,20 +114,9 @@ def _evaluation(page: Page, model: torch.nn.Module, plots: Path, data_dir: str |
         except ConvtrainError as error:
             page.notes.append(f"no {name} evaluation: {error}")
     if split is None:
-        return
+        return None
     logits, labels = split_logits(model, data, split)
-    classes = list(page.card["classes"])
-    result = {
-        "run": str(page.run.path),
-        "split": split_name,
-        "checkpoint": f"{page.run.tested_weights()}.pt",
-        "tta": False,
-    }
-    result.update(metrics_from_logits(logits, labels, classes, top_losses=WORST_IMAGES))
-    page.run.write_evaluation(result)
-    page.evaluation = result
-    _evaluation_pictures(page, plots, split.images, logits, labels, classes)
-    _explanations(page, model, plots, split, logits, labels)
+    return Scored(page.run, split_name, f"{page.run.tested_weights()}.pt", data, split, logits, labels)
 
 
 def _batch(page: Page, data, plots: Path) -> None:

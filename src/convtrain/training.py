@@ -22,7 +22,7 @@ from convtrain import distributed
 from convtrain.checkpoint import TrainState
 from convtrain.config import TrainConfig
 from convtrain.errors import ConvtrainError
-from convtrain.evaluation import evaluation_sums, mirrors
+from convtrain.evaluation import Scored, evaluation_sums, mirrors
 from convtrain.job import Job, prepare_job
 from convtrain.metrics import metrics_from_sums
 from convtrain.optim import WeightAverage, build_optimizer, build_scheduler
@@ -269,14 +269,19 @@ def finish(
     }
     if history:
         results.update({f"final_{k}": v for k, v in history[-1].items() if k != "epoch"})
+    scored = None  # the test pass's logits, when the report can draw from them as they are
     if job.test_loader is not None and tested_weights is not None:
         with job.timings.measure("test"):
             job.model.load_state_dict(tested_weights)
             config = job.config
             mirror = mirrors(config.augment)  # TTA mirrors only a model that trained on flips
+            kept = [] if _report_reuses_test(job) else None
             sums = evaluation_sums(
-                job.model, job.test_loader, job.num_classes, config.precision, config.tta, mirror
+                job.model, job.test_loader, job.num_classes, config.precision, config.tta, mirror, kept
             )
+            if kept is not None:
+                logits, labels = (torch.cat(parts) for parts in zip(*kept, strict=True))
+                scored = Scored(job.run, "test", checkpoint, job.data, job.data.test, logits, labels)
             for tensor in sums.values():
                 distributed.sum_across_ranks(tensor)
             test = metrics_from_sums(sums)
@@ -301,10 +306,19 @@ def finish(
         job.run.write_results(results)
         if job.config.plots:
             with job.timings.measure("pictures"):
-                job.make_pictures()
+                job.make_pictures(scored)
             results["timings"] = job.timings.as_dict()
             job.run.write_results(results)  # again, now with the pictures' time
     return results
+
+
+def _report_reuses_test(job: Job) -> bool:
+    """Whether the final test pass's logits are the ones the report would compute (one process, fp32,
+    no TTA, the images in memory), so that the report need not pass over the test split again."""
+    config = job.config
+    single = distributed.world()[2] == 1
+    in_memory = job.data.test is not None and job.data.test.images is not None
+    return config.plots and single and config.precision == "fp32" and not config.tta and in_memory
 
 
 def _monitored(row: dict[str, Any], monitor: str, train_stats: dict[str, Any]) -> float:
