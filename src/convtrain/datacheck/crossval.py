@@ -28,7 +28,7 @@ from convtrain.data.dataset import ImageData, Split
 from convtrain.data.loader import make_loader
 from convtrain.data.pixels import normalize
 from convtrain.errors import ConfigError
-from convtrain.models import build_model, init_weights, model_description
+from convtrain.models import build_model, init_weights
 from convtrain.models.hooks import FitsToData
 from convtrain.optim import build_optimizer, build_scheduler
 from convtrain.recipes import load_recipe
@@ -61,10 +61,9 @@ def fold_config(recipe: str | None, model: str | None, options: dict[str, Any] |
         values["model"] = model
     values.update(options or {})
     values["recipe"] = recipe or DEFAULT_RECIPE
-    config = with_model_defaults(TrainConfig.from_dict(values, source=f"recipe {recipe or DEFAULT_RECIPE}"))
-    if ":" not in config.model:  # a zoo name: refuse a typo now, not after loading and deduplicating
-        model_description(config.model)
-    return config
+    config = TrainConfig.from_dict(values, source=f"recipe {recipe or DEFAULT_RECIPE}")
+    # Filling the model's own options looks the model up: a typo is refused now, not after loading.
+    return with_model_defaults(config)
 
 
 def fold_ids(labels: torch.Tensor, folds: int, seed: int) -> torch.Tensor:
