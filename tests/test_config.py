@@ -83,7 +83,7 @@ def test_cli_missing_config_file_exits_2(capsys, tmp_path):
 def test_precision_auto_resolves_to_fp32_on_the_cpu():
     import torch
 
-    from convtrain.runtime import resolve_precision
+    from convtrain.system.runtime import resolve_precision
 
     assert resolve_precision("auto", torch.device("cpu")) == "fp32"
     assert resolve_precision("bf16", torch.device("cpu")) == "bf16"

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from convtrain.data.folder import decode_image, read_folder
+from convtrain.data.formats.folder import decode_image, read_folder
 from convtrain.data.registry import DataWarning, load_dataset
 from convtrain.errors import DataError, ImageError
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from convtrain.data.folder import resize_images, to_channels
+from convtrain.data.formats.folder import resize_images, to_channels
 from convtrain.data.registry import DATASETS, READERS, load_dataset, resolve_data_dir
 from convtrain.errors import ConfigError
 from idx_files import NAMES, write_idx_set

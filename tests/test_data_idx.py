@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from convtrain.data.idx import parse_idx, read_idx
+from convtrain.data.formats.idx import parse_idx, read_idx
 from convtrain.data.info import channel_stats
 from convtrain.data.registry import DATASETS, DataWarning, load_dataset
 from convtrain.errors import DataError

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from convtrain.data.npz import read_npz
+from convtrain.data.formats.npz import read_npz
 from convtrain.data.registry import load_dataset
 from convtrain.errors import DataError
 

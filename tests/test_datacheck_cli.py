@@ -91,7 +91,7 @@ def test_train_exclude_leaves_images_out_and_records_them(tiny_npz, tmp_path):
 
 
 def test_exclude_reads_the_train_rows_of_issues_csv(tmp_path):
-    from convtrain.datacheck.exclude import read_exclusions
+    from convtrain.data.exclude import read_exclusions
 
     issues = tmp_path / "issues.csv"
     issues.write_text(

@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 import convtrain
-from convtrain.data.decoded import cache_root, cached_dataset, clear_cache, describe_cache
-from convtrain.data.folder import read_folder
+from convtrain.data.disk_cache import cache_root, cached_dataset, clear_cache, describe_cache
+from convtrain.data.formats.folder import read_folder
 from convtrain.errors import DataWarning
 
 SRC = str(Path(convtrain.__file__).resolve().parents[1])

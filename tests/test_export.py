@@ -14,7 +14,7 @@ from PIL import Image
 from convtrain.cli import main
 from convtrain.export import ExportError, export_run, read_card
 from convtrain.models import build_model
-from convtrain.rundir import RunDir
+from convtrain.runs.folder import RunDir
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

@@ -28,11 +28,11 @@ from PIL import Image
 
 from cifar_files import py2_pickle, write_cifar10
 from convtrain.config import TrainConfig, read_yaml
-from convtrain.data.cifar import read_batch
 from convtrain.data.dataset import ImageData
-from convtrain.data.folder import decode_image, read_folder
-from convtrain.data.idx import parse_idx, read_idx
-from convtrain.data.npz import read_npz
+from convtrain.data.formats.cifar import read_batch
+from convtrain.data.formats.folder import decode_image, read_folder
+from convtrain.data.formats.idx import parse_idx, read_idx
+from convtrain.data.formats.npz import read_npz
 from convtrain.data.registry import DATASETS, load_dataset
 from convtrain.errors import ConvtrainError
 from idx_files import NAMES, idx_bytes, write_idx_set
@@ -301,7 +301,7 @@ def _mat() -> bytes:
 @fuzz(80)
 @given(data=st.data())
 def test_svhn_mat(data):
-    from convtrain.data.svhn import read_mat
+    from convtrain.data.formats.svhn import read_mat
 
     valid = _mat()
     with sandbox("t.mat") as root:

@@ -16,7 +16,7 @@ import torch
 
 from convtrain.errors import ConvtrainError
 from convtrain.models import build_model
-from convtrain.rundir import RunDir
+from convtrain.runs.folder import RunDir
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402

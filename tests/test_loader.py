@@ -132,7 +132,7 @@ def test_stream_loader_serves_the_device_loader_batches():
 
 
 def _png_decoder(path, channels, image_size):
-    """A minimal reference decoder, used only while convtrain.data.folder is not there yet."""
+    """A minimal reference decoder, used only while convtrain.data.formats.folder is not there yet."""
     image = Image.open(path).convert("L" if channels == 1 else "RGB")
     array = np.asarray(image).reshape(image.height, image.width, channels)
     return torch.from_numpy(array.copy()).permute(2, 0, 1)
@@ -140,10 +140,10 @@ def _png_decoder(path, channels, image_size):
 
 def test_stream_loader_reads_files_to_the_same_pixels(tmp_path, monkeypatch):
     try:
-        import convtrain.data.folder  # noqa: F401
+        import convtrain.data.formats.folder  # noqa: F401
     except ImportError:
         monkeypatch.setitem(
-            sys.modules, "convtrain.data.folder", types.SimpleNamespace(decode_image=_png_decoder)
+            sys.modules, "convtrain.data.formats.folder", types.SimpleNamespace(decode_image=_png_decoder)
         )
     split = _split(12)
     files = []
@@ -184,7 +184,7 @@ def test_show_writes_a_png(tmp_path):
 
 @pytest.mark.parametrize("workers", [0, 1])
 def test_unreadable_file_in_a_worker_is_one_line_image_error(tmp_path, workers):
-    folder = pytest.importorskip("convtrain.data.folder", reason="the folder reader is not there yet")
+    folder = pytest.importorskip("convtrain.data.formats.folder", reason="the folder reader is not there yet")
     assert hasattr(folder, "decode_image")
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")

@@ -18,7 +18,7 @@ from convtrain.cli.run_commands import format_evaluation
 from convtrain.errors import CheckpointError, DataError
 from convtrain.evaluation import evaluate as evaluate_run
 from convtrain.metrics import metrics_from_logits
-from convtrain.rundir import RunDir
+from convtrain.runs.folder import RunDir
 
 
 @pytest.fixture(scope="module")

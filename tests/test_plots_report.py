@@ -17,8 +17,8 @@ import torch
 from PIL import Image
 
 from convtrain.cli import main
-from convtrain.plots import RIGHT, WRONG, plot_confusion, plot_curves, plot_per_class, plot_predictions
-from convtrain.report import make_run_pictures
+from convtrain.report.plots import RIGHT, WRONG, plot_confusion, plot_curves, plot_per_class, plot_predictions
+from convtrain.report.run_pictures import make_run_pictures
 
 PICTURES = {"curves", "confusion", "per_class", "predictions", "mistakes", "batch", "filters"}
 if importlib.util.find_spec("captum"):  # "what the network looks at" needs convtrain[explain]

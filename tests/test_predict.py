@@ -16,7 +16,7 @@ import convtrain
 from convtrain.cli import main
 from convtrain.errors import ImageError
 from convtrain.prediction import SkippedImageWarning, predict_paths, predict_tensor
-from convtrain.rundir import RunDir
+from convtrain.runs.folder import RunDir
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_predictions_match_a_hand_preprocessing(cifar_run, sample_png):
 
 
 def test_gray_rgba_and_larger_images_are_converted_as_in_training(cifar_run, sample_png, tmp_path):
-    from convtrain.data.folder import read_folder
+    from convtrain.data.formats.folder import read_folder
 
     gray = Image.open(sample_png).convert("L")
     gray.save(tmp_path / "gray.png")

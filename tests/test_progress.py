@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from convtrain.progress import Progress
+from convtrain.system.progress import Progress
 
 
 def test_log_lines_average_the_last_window_of_steps(capsys):

@@ -17,8 +17,8 @@ import convtrain
 from convtrain.cli import main
 from convtrain.config import TrainConfig
 from convtrain.errors import CheckpointError, ConfigError
-from convtrain.rundir import RunDir
-from convtrain.runlock import RunFolderBusy, RunLock
+from convtrain.runs.folder import RunDir
+from convtrain.runs.lock import RunFolderBusy, RunLock
 
 SRC = str(Path(convtrain.__file__).resolve().parents[1])
 
@@ -86,7 +86,7 @@ def test_a_live_holder_refuses_others_and_a_dead_ones_lock_is_recognised(tmp_pat
     assert not (folder / "run.lock").exists()
 
     # A process that dies holding the lock (SIGKILL) leaves the file but not the flock.
-    code = "from pathlib import Path; from convtrain.runlock import RunLock; import os; "
+    code = "from pathlib import Path; from convtrain.runs.lock import RunLock; import os; "
     code += f"RunLock(Path({str(folder / 'run.lock')!r})).acquire(False); os._exit(0)"
     subprocess.run([sys.executable, "-c", code], env=child_env(), check=True)
     assert (folder / "run.lock").exists()
@@ -176,7 +176,7 @@ def test_limit_train_shrinks_the_validation_split_with_it(tiny_npz, tmp_path, ca
 def test_timings_cover_the_whole_run_and_reach_the_report_and_the_cli(tiny_npz, tmp_path, capsys):
     import time
 
-    from convtrain.timings import PHASES, format_timings
+    from convtrain.system.timings import PHASES, format_timings
 
     started = time.perf_counter()
     run = convtrain.train(tiny_config(tiny_npz, epochs=2, plots=True, out=str(tmp_path / "timed")))

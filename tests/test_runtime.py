@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import convtrain
-from convtrain.runtime import use_channels_last
+from convtrain.system.runtime import use_channels_last
 
 
 @pytest.mark.parametrize(

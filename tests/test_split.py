@@ -10,7 +10,7 @@ import torch
 
 from convtrain.data.split import split_indices
 from convtrain.errors import CheckpointError, ConfigError
-from convtrain.rundir import RunDir
+from convtrain.runs.folder import RunDir
 
 
 def _labels(*sizes: int) -> torch.Tensor:

@@ -22,10 +22,10 @@ from convtrain.cli import build_parser, main
 from convtrain.cli.train_commands import config_from_args
 from convtrain.config import TrainConfig
 from convtrain.errors import CheckpointError, ConfigError
-from convtrain.finetune import Freezer, head_name
 from convtrain.models import build_model
+from convtrain.models.heads import Freezer, head_name
 from convtrain.optim import build_optimizer
-from convtrain.pretrained import Source, library_file, library_weights, load_matching
+from convtrain.warm_start import Source, library_file, library_weights, load_matching
 
 timm = pytest.importorskip("timm")
 CLASSES = ["0", "1", "2", "3"]

@@ -23,7 +23,7 @@ from convtrain.datacheck import check
 from convtrain.errors import ConvtrainError
 from convtrain.evaluation import evaluate
 from convtrain.prediction import predict_paths as predict
-from convtrain.rundir import RunDir
+from convtrain.runs.folder import RunDir
 from convtrain.sweep import run_sweep, train_seeds
 from convtrain.training import train
 

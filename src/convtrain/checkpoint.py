@@ -19,7 +19,7 @@ from torch import nn
 
 from convtrain.errors import CheckpointError
 from convtrain.files import atomic_write
-from convtrain.runtime import rng_state, set_rng_state
+from convtrain.system.runtime import rng_state, set_rng_state
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

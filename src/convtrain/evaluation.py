@@ -22,8 +22,8 @@ from torch import nn
 from convtrain.data.dataset import ImageData, Split
 from convtrain.errors import CheckpointError, ConfigError, DataError
 from convtrain.metrics import metrics_from_logits
-from convtrain.rundir import RunDir
-from convtrain.runtime import autocast, pick_device
+from convtrain.runs.folder import RunDir
+from convtrain.system.runtime import autocast, pick_device
 
 SPLITS = ("test", "val")
 

@@ -22,7 +22,7 @@ import torch
 
 from convtrain.errors import ConfigError, ConvtrainError
 from convtrain.files import atomic_write, write_text_atomic
-from convtrain.rundir import RunDir
+from convtrain.runs.folder import RunDir
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "safetensors": ".safetensors"}
 TOLERANCE = 1e-4  # largest logit difference accepted in fp32

@@ -15,32 +15,32 @@ from typing import Any
 import torch
 from torch import nn
 
-from convtrain import distributed
-from convtrain.batchsize import find_batch_size
 from convtrain.config import TrainConfig, with_model_defaults
 from convtrain.data.augment import parse_augment
 from convtrain.data.dataset import ImageData, Split
-from convtrain.data.kept import load_data
 from convtrain.data.loader import make_loader
+from convtrain.data.memory_cache import load_data
 from convtrain.data.pixels import normalize
 from convtrain.data.split import split_indices
 from convtrain.errors import ConfigError, ConvtrainError
 from convtrain.evaluation import Scored
-from convtrain.finetune import Freezer
 from convtrain.models import build_model, init_weights
+from convtrain.models.heads import Freezer
 from convtrain.models.hooks import FitsToData
 from convtrain.optim import WeightAverage, class_weights
-from convtrain.pretrained import input_size, warm_start
-from convtrain.progress import Progress
-from convtrain.rundir import RunDir
-from convtrain.runtime import (
+from convtrain.runs.folder import RunDir
+from convtrain.system import distributed
+from convtrain.system.batchsize import find_batch_size
+from convtrain.system.progress import Progress
+from convtrain.system.runtime import (
     check_precision,
     pick_device,
     resolve_precision,
     seed_everything,
     use_channels_last,
 )
-from convtrain.timings import Timings
+from convtrain.system.timings import Timings
+from convtrain.warm_start import input_size, warm_start
 
 
 @dataclass
@@ -108,7 +108,7 @@ class Job:
     def make_pictures(self, scored: Scored | None = None) -> None:
         """The run's pictures and report.html; `scored`, the final test pass's logits, spares the
         report a second pass over the test split."""
-        from convtrain.report import make_run_pictures
+        from convtrain.report.run_pictures import make_run_pictures
 
         make_run_pictures(self.run, scored=scored)
 
@@ -149,7 +149,7 @@ def prepare_job(config: TrainConfig, record: bool = True, timings: Timings | Non
 
 
 def _claim_run(config: TrainConfig) -> RunDir:
-    """Rank 0 claims the folder (exclusively; see runlock.py) and tells the other ranks its name."""
+    """Rank 0 claims the folder (exclusively; see runs/lock.py) and tells the other ranks its name."""
     name, error, failure = "", "", None
     if distributed.is_main():
         run = RunDir(config.resume) if config.resume else RunDir.new(config.out, config.dataset, config.model)
@@ -178,11 +178,11 @@ def _build(
     seed_everything(config.seed)
     started = time.perf_counter()
     config = input_size(config)  # a pretrained network that takes one input size only
-    data = load_data(config)  # read from disk, or kept from an earlier run (data/kept.py)
+    data = load_data(config)  # read from disk, or kept from an earlier run (data/memory_cache.py)
     if not config.normalize:  # pixels scaled to 0-1 only; the model card records the same
         data = dataclasses.replace(data, mean=(0.0,) * data.channels, std=(1.0,) * data.channels)
-    if config.exclude:  # a new ImageData: the loaded one may be kept for other runs (data/kept.py)
-        from convtrain.datacheck.exclude import exclude_training_images
+    if config.exclude:  # a new ImageData: the loaded one may be kept for other runs (data/memory_cache.py)
+        from convtrain.data.exclude import exclude_training_images
 
         data, excluded = exclude_training_images(data, config.exclude)
         if record and distributed.is_main():

@@ -19,7 +19,7 @@ from convtrain.errors import ConfigError
 from convtrain.files import atomic_write
 from convtrain.job import prepare_job
 from convtrain.optim import build_optimizer
-from convtrain.runtime import autocast, grad_scaler
+from convtrain.system.runtime import autocast, grad_scaler
 
 
 def lr_find(

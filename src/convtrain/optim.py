@@ -21,7 +21,7 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
     else:
         params = [p for p in model.parameters() if p.requires_grad]
     if config.backbone_lr_mult != 1.0:  # discriminative rates: every group split into head and backbone
-        from convtrain.finetune import split_head_groups
+        from convtrain.models.heads import split_head_groups
 
         groups = (
             [{"lr": config.lr, **g} for g in params]

@@ -24,8 +24,8 @@ import torch
 from convtrain.data.pixels import normalize
 from convtrain.errors import ConfigError, ImageError
 from convtrain.files import write_text_atomic
-from convtrain.rundir import RunDir
-from convtrain.runtime import pick_device
+from convtrain.runs.folder import RunDir
+from convtrain.system.runtime import pick_device
 
 GLOB_CHARACTERS = set("*?[")
 
@@ -63,7 +63,7 @@ def preprocess(
     card: dict[str, Any], images: torch.Tensor, device: str | torch.device = "cpu"
 ) -> torch.Tensor:
     """uint8 images (N, C, H, W) or one (C, H, W) -> the float batch the model of `card` takes."""
-    from convtrain.data.folder import resize_images, to_channels
+    from convtrain.data.formats.folder import resize_images, to_channels
 
     if images.dtype != torch.uint8:
         raise ImageError(f"images must be uint8 pixels 0-255, got {images.dtype}")
@@ -109,7 +109,7 @@ def predict_paths(
     explain ("gradcam", "saliency" or "ig") also writes, per image, the image, its heat map for the
     top class and the top-k labels into explain_dir, and adds that picture's path as "explanation".
     """
-    from convtrain.data.folder import decode_image
+    from convtrain.data.formats.folder import decode_image
 
     if isinstance(paths, str | Path):
         paths = [paths]
@@ -191,7 +191,7 @@ def predict_split(
     """Top-k predictions for images of the run's dataset picked by position, with their true labels:
     the tutorials' "predict test image 0". [{path: 'test[0]', labels, probabilities, true}, ...].
     explain, layer, explain_dir: heat-map pictures, as for predict_paths."""
-    from convtrain.data.folder import decode_image
+    from convtrain.data.formats.folder import decode_image
     from convtrain.evaluation import load_run_data, measured_split, pick_split
 
     if topk < 1:

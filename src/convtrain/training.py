@@ -18,7 +18,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from convtrain import distributed
 from convtrain.checkpoint import TrainState
 from convtrain.config import TrainConfig
 from convtrain.errors import ConvtrainError
@@ -26,9 +25,10 @@ from convtrain.evaluation import Scored, evaluation_sums, mirrors
 from convtrain.job import Job, prepare_job
 from convtrain.metrics import metrics_from_sums
 from convtrain.optim import WeightAverage, build_optimizer, build_scheduler
-from convtrain.rundir import RunDir
-from convtrain.runtime import autocast, grad_scaler
-from convtrain.timings import Timings
+from convtrain.runs.folder import RunDir
+from convtrain.system import distributed
+from convtrain.system.runtime import autocast, grad_scaler
+from convtrain.system.timings import Timings
 
 
 class NonFiniteLoss(ConvtrainError):

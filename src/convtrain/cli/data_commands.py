@@ -90,7 +90,7 @@ def cmd_data_info(args: argparse.Namespace) -> int:
 
 
 def cmd_data_cache(args: argparse.Namespace) -> int:
-    from convtrain.data.decoded import cache_root, clear_cache, describe_cache
+    from convtrain.data.disk_cache import cache_root, clear_cache, describe_cache
     from convtrain.data.registry import resolve_data_dir
 
     root = resolve_data_dir(args.data_dir)

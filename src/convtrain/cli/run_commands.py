@@ -214,7 +214,7 @@ def _predict_files(args: argparse.Namespace, pictures: Path | None) -> tuple[lis
 
 
 def plot_command(args: argparse.Namespace) -> int:
-    from convtrain.report import make_run_pictures
+    from convtrain.report.run_pictures import make_run_pictures
 
     report = make_run_pictures(args.run)
     pictures = sorted((Path(args.run) / "plots").glob("*.png"))
@@ -225,7 +225,7 @@ def plot_command(args: argparse.Namespace) -> int:
 
 
 def kernels_command(args: argparse.Namespace) -> int:
-    from convtrain.kernels import kernel_figure, parse_kernel, run_figures
+    from convtrain.report.kernels import kernel_figure, parse_kernel, run_figures
 
     if args.image is None and args.run is None:
         raise ConfigError("give an image file, --run RUN, or both (see convtrain kernels --help)")

@@ -17,8 +17,8 @@ from dataclasses import fields
 from convtrain.cli.commands import Add
 from convtrain.config import GENERIC_TRAINING, TrainConfig, field_docs, read_yaml
 from convtrain.errors import ConfigError, ConvtrainError
-from convtrain.rundir import RunDir
-from convtrain.timings import format_timings, seconds_since_process_start
+from convtrain.runs.folder import RunDir
+from convtrain.system.timings import format_timings, seconds_since_process_start
 
 
 def register(command: Add) -> None:
@@ -102,7 +102,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         train_seeds(config, args.seeds, args.jobs)
         return 0
     if config.nproc > 1 and "LOCAL_RANK" not in os.environ:
-        from convtrain.distributed import launch
+        from convtrain.system.distributed import launch
 
         return launch(config.nproc, _argv_without_nproc(sys.argv[1:]))
     import torch

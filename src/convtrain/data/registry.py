@@ -20,17 +20,17 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from convtrain.data.cifar import load_cifar
-from convtrain.data.csv_labels import read_csv
 from convtrain.data.dataset import ImageData
-from convtrain.data.decoded import cached_dataset
-from convtrain.data.folder import read_folder, resize_images, to_channels
-from convtrain.data.idx import load_idx_dataset
+from convtrain.data.disk_cache import cached_dataset
+from convtrain.data.formats.cifar import load_cifar
+from convtrain.data.formats.csv_labels import read_csv
+from convtrain.data.formats.folder import read_folder, resize_images, to_channels
+from convtrain.data.formats.idx import load_idx_dataset
+from convtrain.data.formats.npz import read_npz
+from convtrain.data.formats.parquet import read_parquet
+from convtrain.data.formats.stl10 import load_stl10
+from convtrain.data.formats.svhn import load_svhn
 from convtrain.data.info import channel_stats
-from convtrain.data.npz import read_npz
-from convtrain.data.parquet import read_parquet
-from convtrain.data.stl10 import load_stl10
-from convtrain.data.svhn import load_svhn
 from convtrain.errors import ConfigError, DataWarning
 
 DEFAULT_DATA_DIR = "~/.cache/convtrain"

@@ -23,8 +23,8 @@ from convtrain.datacheck.crossval import fold_config, out_of_fold
 from convtrain.datacheck.duplicates import NEAR_THRESHOLD, find_duplicates
 from convtrain.datacheck.files import FileReport, blank_images, scan_folder
 from convtrain.datacheck.labels import METHODS, RANKINGS, find_label_issues
+from convtrain.datacheck.outputs import SCHEMA, issue_rows, write_outputs
 from convtrain.datacheck.page import render_page
-from convtrain.datacheck.report import SCHEMA, issue_rows, write_outputs
 from convtrain.datacheck.source import SplitImages, load_splits, resolve_splits
 from convtrain.errors import ConfigError
 

@@ -32,7 +32,13 @@ from convtrain.models import build_model, init_weights
 from convtrain.models.hooks import FitsToData
 from convtrain.optim import build_optimizer, build_scheduler
 from convtrain.recipes import load_recipe
-from convtrain.runtime import autocast, pick_device, resolve_precision, seed_everything, use_channels_last
+from convtrain.system.runtime import (
+    autocast,
+    pick_device,
+    resolve_precision,
+    seed_everything,
+    use_channels_last,
+)
 
 DEFAULT_RECIPE = "mnist-fast"
 EVAL_BATCH = 1024

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from convtrain.data.folder import (
+from convtrain.data.formats.folder import (
     GRAY_MODES,
     IMAGE_EXTENSIONS,
     PIL_ERRORS,

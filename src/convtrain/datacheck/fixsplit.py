@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from convtrain.data.folder import split_trees
+from convtrain.data.formats.folder import split_trees
 from convtrain.errors import ConfigError
 from convtrain.files import write_text_atomic
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from convtrain.data.dataset import ImageData
-from convtrain.data.folder import decode_image, resize_images
+from convtrain.data.formats.folder import decode_image, resize_images
 from convtrain.data.registry import load_dataset
 from convtrain.datacheck.files import FileIssue
 from convtrain.errors import ConfigError, DataError, ImageError

@@ -1,6 +1,6 @@
 """Pictures of heat maps: the image, the map over it, and what the network predicted.
 
-They draw only what they are given (uint8 images, maps in [0, 1], labels), as plots.py does: a bare
+They draw only what they are given (uint8 images, maps in [0, 1], labels), as report/plots.py does: a bare
 matplotlib Figure on the Agg canvas, written whole through a temporary file.
 
     plot_explanation(image, heat, [("7", 0.98), ("1", 0.01)], "why/digit.png", title="gradcam")
@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from convtrain.explain.attribution import ExplainError
-from convtrain.plots import RIGHT, WRONG, new_figure, plot_tiles, save_figure, to_tiles
+from convtrain.report.plots import RIGHT, WRONG, new_figure, plot_tiles, save_figure, to_tiles
 
 COLORMAP = "turbo"  # blue (cold) to red (hot), and unlike jet, even steps in lightness
 ALPHA = 0.6  # the map's opacity at its hottest pixel; cold pixels show the image untouched

@@ -28,7 +28,7 @@ from convtrain.errors import ConfigError
 Builder = Callable[[int, int, int], nn.Module]  # (in_channels, num_classes, image_size) -> network
 
 # Modules in this folder that hold no registered models.
-_NOT_FAMILIES = {"summary", "hooks", "external"}  # external: timm/torchvision by name
+_NOT_FAMILIES = {"summary", "hooks", "external", "heads"}  # external: timm/torchvision by name
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,6 @@ def write_outputs(folder: SweepDir, spec: SweepSpec | None = None, study=None) -
             f"# re-train with: convtrain train --config {folder.best_path}\n"
         )
         write_text_atomic(folder.best_path, header + yaml.safe_dump(options, sort_keys=False))
-    from convtrain.sweep.report import write_sweep_report
+    from convtrain.sweep.page import write_sweep_report
 
     return write_sweep_report(folder, study, rows, spec.objective)

@@ -16,7 +16,7 @@ import queue
 from typing import Any
 
 from convtrain.config import TrainConfig
-from convtrain.data.kept import keep_datasets
+from convtrain.data.memory_cache import keep_datasets
 from convtrain.errors import ConfigError, ConvtrainError
 from convtrain.files import write_json_atomic, write_text_atomic
 from convtrain.sweep.folders import SeedsDir
@@ -143,7 +143,7 @@ def write_summary(folder: SeedsDir, results: list[dict[str, Any]]) -> dict[str, 
         ]
         lines.append(",".join([name, *(f"{c:.6g}" if isinstance(c, float) else str(c) for c in cells)]))
     write_text_atomic(folder.summary_csv_path, "\n".join(lines) + "\n")
-    from convtrain.sweep.report import write_seeds_report
+    from convtrain.sweep.page import write_seeds_report
 
     write_seeds_report(folder, summary)
     return summary

@@ -1,6 +1,6 @@
 """Worker processes for many runs on one machine: CPU threads split between them, or one GPU each.
 
-Each worker is a fresh (spawned) process that keeps its datasets between runs (data/kept.py), so a
+Each worker is a fresh (spawned) process that keeps its datasets between runs (data/memory_cache.py), so a
 dataset is read once per worker and only the model is rebuilt per run. Spawn, not fork: a fork of a
 process whose OpenMP pool has already run can hang in its first parallel region.
 
@@ -20,7 +20,7 @@ from typing import Any, TextIO
 import torch
 
 from convtrain.config import TrainConfig
-from convtrain.data.kept import keep_datasets
+from convtrain.data.memory_cache import keep_datasets
 from convtrain.errors import ConvtrainError
 
 

@@ -11,7 +11,7 @@ Images may be (N, H, W, C), (N, C, H, W) or (N, H, W), with C 1 or 3; uint8, oth
 or one-hot (N, K) rows (turned into indices, with a note). Nothing is unpickled (allow_pickle=False).
 
     python -c "import numpy as np; np.savez('d.npz', X_train=np.zeros((8, 28, 28), 'u1'), y_train=np.arange(8)[:, None] % 2)"
-    python -c "from convtrain.data.npz import read_npz; print(read_npz('d.npz'))"
+    python -c "from convtrain.data.formats.npz import read_npz; print(read_npz('d.npz'))"
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from convtrain.data.dataset import ImageData, Split
-from convtrain.data.folder import first_few
+from convtrain.data.formats.folder import first_few
 from convtrain.data.info import channel_stats
 from convtrain.errors import DataError, reason
 

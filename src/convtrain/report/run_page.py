@@ -1,9 +1,9 @@
 """report.html: one self-contained page (pictures embedded as base64) that shows a whole run.
 
-report.py gathers what the page shows into a Page; write_report() turns it into HTML. The page has
+report/run_pictures.py gathers what the page shows into a Page; write_report() turns it into HTML. The page has
 no scripts and loads nothing else, so it opens the same from a mail, an archive or a CI artifact.
 
-    python -c "from convtrain.report import make_run_pictures; make_run_pictures('runs/mnist-lenet5')"
+    python -c "from convtrain.report.run_pictures import make_run_pictures; make_run_pictures('runs/mnist-lenet5')"
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from convtrain.files import write_text_atomic
-from convtrain.rundir import RunDir
+from convtrain.runs.folder import RunDir
 
 
 @dataclass
@@ -128,7 +128,7 @@ def _summary(page: Page) -> str:
 
 def _timings(page: Page) -> str:
     """Where the run's time went (results.json's timings), as a table of seconds and shares."""
-    from convtrain.timings import PHASES
+    from convtrain.system.timings import PHASES
 
     timings = page.results.get("timings")
     if not isinstance(timings, dict) or not timings.get("total"):

@@ -1,6 +1,6 @@
 """Where and how the math runs: device choice, mixed precision, memory format, seeding.
 
->>> from convtrain.runtime import pick_device
+>>> from convtrain.system.runtime import pick_device
 >>> pick_device("auto")   # CUDA, then MPS, then CPU
 """
 

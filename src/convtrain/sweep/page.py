@@ -1,6 +1,6 @@
 """The report pages of a seeds folder and of a sweep folder: self-contained HTML, pictures embedded.
 
-    python -c "from convtrain.sweep.report import remake; remake('sweeps/space')"
+    python -c "from convtrain.sweep.page import remake; remake('sweeps/space')"
 
 Seeds: the summary table, every seed's validation curves on one plot, and a strip plot of the final
 test accuracies. Sweep: Optuna's own matplotlib pictures (optimisation history, parameter
@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from convtrain.files import write_text_atomic
-from convtrain.plots import new_figure, plot_curves, save_figure
-from convtrain.report_html import STYLE
-from convtrain.rundir import RunDir
+from convtrain.report.plots import new_figure, plot_curves, save_figure
+from convtrain.report.run_page import STYLE
+from convtrain.runs.folder import RunDir
 from convtrain.sweep.folders import SeedsDir, SweepDir
 
 

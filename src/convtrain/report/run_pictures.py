@@ -18,9 +18,9 @@ import torch
 from convtrain.data.pixels import denormalize
 from convtrain.errors import ConvtrainError
 from convtrain.evaluation import Scored
-from convtrain.report_html import Page, write_report
-from convtrain.rundir import RunDir
-from convtrain.runtime import pick_device
+from convtrain.report.run_page import Page, write_report
+from convtrain.runs.folder import RunDir
+from convtrain.system.runtime import pick_device
 
 GRID_IMAGES = 32  # sample predictions shown
 WORST_IMAGES = 24  # misclassified images shown, highest loss first
@@ -50,7 +50,7 @@ def make_run_pictures(
 
 
 def _curves(page: Page, plots: Path) -> None:
-    from convtrain.plots import plot_curves
+    from convtrain.report.plots import plot_curves
 
     history = page.run.history
     if not history:
@@ -63,7 +63,7 @@ def _curves(page: Page, plots: Path) -> None:
 
 
 def _filters(page: Page, model: torch.nn.Module, plots: Path) -> None:
-    from convtrain.kernels import conv_layers, filters_figure
+    from convtrain.report.kernels import conv_layers, filters_figure
 
     if conv_layers(model):
         page.pictures["filters"] = filters_figure(model, plots / "filters.png")
@@ -123,7 +123,7 @@ def _batch(page: Page, data, plots: Path) -> None:
     """The first training batch exactly as the loader serves it, augmentation included, turned back into pixels."""
     from convtrain.data.augment import parse_augment
     from convtrain.data.loader import make_loader
-    from convtrain.plots import plot_image_grid
+    from convtrain.report.plots import plot_image_grid
 
     augment = page.config.get("augment", "none")
     count = min(GRID_IMAGES, len(data.train))
@@ -147,7 +147,7 @@ def _batch(page: Page, data, plots: Path) -> None:
 
 
 def _evaluation_pictures(page: Page, plots: Path, images, logits, labels, classes: list[str]) -> None:
-    from convtrain.plots import plot_confusion, plot_per_class, plot_predictions
+    from convtrain.report.plots import plot_confusion, plot_per_class, plot_predictions
 
     result, split = page.evaluation, page.evaluation["split"]
     probs = logits.softmax(1)  # (N, K)

@@ -1,7 +1,7 @@
-"""At home in Jupyter: how a run shows itself in a notebook, and whether we are in a kernel at all.
+"""At home in Jupyter: how a run shows itself in a notebook.
 
 A RunDir displays as a small card: its summary figures, the loss and accuracy curves (drawn inline as
-a PNG), and a link to report.html. Progress bars use tqdm's notebook front end inside a kernel.
+a PNG), and a link to report.html.
 
     run = convtrain.train(epochs=1)
     run            # the last expression of a cell shows the card
@@ -14,15 +14,6 @@ import html
 import io
 import sys
 from typing import Any
-
-
-def in_notebook() -> bool:
-    """True inside a Jupyter kernel (ipykernel), where stderr is not a terminal but widgets work."""
-    shell = sys.modules.get("IPython")
-    if shell is None:
-        return False
-    ip = shell.get_ipython() if hasattr(shell, "get_ipython") else None
-    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
 
 
 def run_html(run: Any) -> str:
@@ -63,7 +54,7 @@ def run_html(run: Any) -> str:
 
 def _curves_png(history: list[dict[str, float]]) -> str:
     """Loss and accuracy per epoch as an inline <img> (base64 PNG), small enough for a notebook cell."""
-    from convtrain.plots import new_figure
+    from convtrain.report.plots import new_figure
 
     fig = new_figure(6, 2.2)
     loss_ax, acc_ax = fig.subplots(1, 2)

@@ -34,7 +34,7 @@ import torch
 from convtrain.checkpoint import load_checkpoint, save_checkpoint
 from convtrain.errors import CheckpointError, ConfigError
 from convtrain.files import write_json_atomic, write_text_atomic
-from convtrain.runlock import RunLock
+from convtrain.runs.lock import RunLock
 
 METRIC_COLUMNS = (
     "epoch",
@@ -363,7 +363,7 @@ class RunDir(Folder):
 
     # ----- in a notebook -----
     def _repr_html_(self) -> str:
-        from convtrain.notebook import run_html
+        from convtrain.runs.notebook import run_html
 
         return run_html(self)
 

@@ -31,9 +31,9 @@ from torch import nn
 from convtrain.config import PRETRAINED_LIBRARY, TrainConfig
 from convtrain.data.dataset import ImageData
 from convtrain.errors import CheckpointError, ConfigError, reason
-from convtrain.finetune import head_keys
 from convtrain.models.external import TIMM_INSTALL, first_conv_name, split_name, timm_module
-from convtrain.rundir import RunDir
+from convtrain.models.heads import head_keys
+from convtrain.runs.folder import RunDir
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ their headers; ones that are not readable images are skipped and counted in Imag
 refused with strict=True. Images become gray or RGB (the majority of files, unless channels is given)
 and square image_size x image_size (the most common size, unless given).
 
-    python -c "from convtrain.data.folder import read_folder; print(read_folder('../shared/datasets/cifar10-sample'))"
+    python -c "from convtrain.data.formats.folder import read_folder; print(read_folder('../shared/datasets/cifar10-sample'))"
 """
 
 from __future__ import annotations

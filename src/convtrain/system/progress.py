@@ -7,7 +7,14 @@ import importlib.util
 import sys
 import time
 
-from convtrain.notebook import in_notebook
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (ipykernel), where stderr is not a terminal but widgets work."""
+    shell = sys.modules.get("IPython")
+    if shell is None:
+        return False
+    ip = shell.get_ipython() if hasattr(shell, "get_ipython") else None
+    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
 
 
 class Progress:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from convtrain.runtime import autocast
+from convtrain.system.runtime import autocast
 
 CPU_BATCH_SIZE = 256  # no memory wall worth probing on the CPU: a size that keeps the cores busy
 

@@ -6,7 +6,7 @@ Files may be gzip-compressed or not; MNIST falls back to the copy bundled with c
 files are read from its official zip (`gzip/emnist-<split>-*.gz` inside) unless unpacked beside it;
 its images are stored transposed, and its letters count from 1.
 
-    python -c "from convtrain.data.idx import read_idx; print(read_idx('t10k-labels-idx1-ubyte.gz', 'labels').shape)"
+    python -c "from convtrain.data.formats.idx import read_idx; print(read_idx('t10k-labels-idx1-ubyte.gz', 'labels').shape)"
 """
 
 from __future__ import annotations

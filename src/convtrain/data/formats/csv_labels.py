@@ -9,7 +9,7 @@ into classes, as folders are) or integers from 0. Missing and unreadable files a
 in one note, or refused with strict. The images decode through folder.from_files, as folders do.
 
     printf 'file,label\ncats/1.png,cat\ndogs/1.png,dog\n' > labels.csv
-    python -c "from convtrain.data.csv_labels import read_csv; print(read_csv('labels.csv').classes)"
+    python -c "from convtrain.data.formats.csv_labels import read_csv; print(read_csv('labels.csv').classes)"
 """
 
 from __future__ import annotations
@@ -19,7 +19,14 @@ import re
 from pathlib import Path
 
 from convtrain.data.dataset import ImageData
-from convtrain.data.folder import IMAGE_EXTENSIONS, SPLIT_NAMES, ImageBytes, first_few, from_files, probe_all
+from convtrain.data.formats.folder import (
+    IMAGE_EXTENSIONS,
+    SPLIT_NAMES,
+    ImageBytes,
+    first_few,
+    from_files,
+    probe_all,
+)
 from convtrain.errors import ConfigError, DataError, reason
 
 PATH_COLUMNS = ("path", "file", "filename", "file_name", "image", "image_id", "id")

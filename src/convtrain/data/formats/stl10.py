@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from convtrain.data.cifar import read_folder_or_archive
 from convtrain.data.dataset import ImageData, Split
+from convtrain.data.formats.cifar import read_folder_or_archive
 from convtrain.errors import DataError, reason
 
 if TYPE_CHECKING:

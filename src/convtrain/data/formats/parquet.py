@@ -8,7 +8,7 @@ or `fine_label`. Class names come from the Hub's `huggingface` schema metadata (
 names), else '0'..'K-1'. Metadata is read as JSON only; nothing is executed. Images decode through
 folder.from_files, as folders do. Needs pyarrow: pip install 'convtrain[parquet]'.
 
-    python -c "from convtrain.data.parquet import read_parquet; print(read_parquet('mnist/').classes)"
+    python -c "from convtrain.data.formats.parquet import read_parquet; print(read_parquet('mnist/').classes)"
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from convtrain.data.dataset import ImageData
-from convtrain.data.folder import ImageBytes, first_few, from_files, probe_all
+from convtrain.data.formats.folder import ImageBytes, first_few, from_files, probe_all
 from convtrain.errors import DataError, reason
 
 IMAGE_COLUMNS = ("image", "img")
