@@ -126,7 +126,7 @@ def test_a_recipe_and_flags_override_the_models_own_options():
 def test_a_model_may_only_set_the_options_models_own(monkeypatch):
     from convtrain import models
 
-    monkeypatch.setattr(models, "_REGISTRY", dict(models._registry()))
+    monkeypatch.setattr(models.registry, "_REGISTRY", dict(models.registry._registry()))
     with pytest.raises(ValueError, match="epochs"):
         models.register_model("odd", "odd", training={"epochs": 5})
 

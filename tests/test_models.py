@@ -208,7 +208,7 @@ def test_unknown_model_lists_the_valid_names():
 
 
 def test_a_new_family_registers_through_the_decorator(monkeypatch):
-    monkeypatch.setattr(models, "_REGISTRY", dict(models._registry()))
+    monkeypatch.setattr(models.registry, "_REGISTRY", dict(models.registry._registry()))
 
     @models.register_model("toy-net", "a linear probe", min_size=20)
     def toy(in_channels: int, num_classes: int, image_size: int) -> nn.Module:

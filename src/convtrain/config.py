@@ -19,30 +19,19 @@ from typing import Any
 
 import yaml
 
+from convtrain.data.augment import parse_augment
 from convtrain.errors import ConfigError
+from convtrain.models.init_schemes import INIT_SCHEMES
+from convtrain.models.registry import ADAM_TRAINING, GENERIC_TRAINING, own_training
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "linear")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 MONITORS = ("val_loss", "val_acc")
 TEST_WEIGHTS = ("best", "last")
-INITS = ("default", "kaiming", "xavier", "normal")
 LOADERS = ("device", "stream")
 CLASS_WEIGHTS = ("none", "balanced")
 CHANNELS_LAST = ("auto", "on", "off")
-# The options a network may set for itself (`register_model(..., training=...)`, `convtrain models`
-# lists them), and what a run takes for one that does not. TrainConfig leaves them unset (None), and
-# `with_model_defaults` fills them when the job starts: `--model X` alone trains X with X's own numbers.
-GENERIC_TRAINING: dict[str, Any] = {
-    "batch_size": 128,
-    "lr": 0.05,
-    "momentum": 0.9,
-    "weight_decay": 5e-4,
-    "label_smoothing": 0.0,
-}
-# Those numbers are SGD's. Adam and AdamW scale each step by the gradient's own size, so their lr
-# does not carry over from SGD; unset, they take the usual 1e-3 (beta1 0.9) whatever the model.
-ADAM_TRAINING: dict[str, Any] = {"lr": 1e-3, "momentum": 0.9}
 PRETRAINED_LIBRARY = "library"  # --pretrained alone: the library's own weights for a timm:/torchvision: model
 
 
@@ -195,7 +184,7 @@ class TrainConfig:
         _one_of("schedule", self.schedule, SCHEDULES)
         _one_of("precision", self.precision, PRECISIONS)
         _one_of("monitor", self.monitor, MONITORS)
-        _one_of("init", self.init, INITS)
+        _one_of("init", self.init, INIT_SCHEMES)
         _one_of("loader", self.loader, LOADERS)
         _one_of("class_weights", self.class_weights, CLASS_WEIGHTS)
         _one_of("channels_last", self.channels_last, CHANNELS_LAST)
@@ -247,8 +236,6 @@ class TrainConfig:
             )
         if not isinstance(self.dataset, str) or not self.dataset:
             raise ConfigError("dataset must be a name such as mnist, or folder:PATH / npz:PATH")
-        from convtrain.data.augment import parse_augment
-
         parse_augment(self.augment)  # raises ConfigError on a bad spec, before any work starts
 
     # ----- conversions -----
@@ -277,8 +264,6 @@ class TrainConfig:
 def with_model_defaults(config: TrainConfig) -> TrainConfig:
     """The config with every option left unset (None) filled from the model's own training options
     (with adam or adamw: lr 1e-3 and beta1 0.9, whatever the model)."""
-    from convtrain.models import own_training
-
     defaults = {**GENERIC_TRAINING, **own_training(config.model)}
     if config.optimizer != "sgd":
         defaults |= ADAM_TRAINING

@@ -16,9 +16,9 @@ import torch
 
 from convtrain.config import TrainConfig
 from convtrain.errors import ConfigError
-from convtrain.files import atomic_write
 from convtrain.job import prepare_job
 from convtrain.optim import build_optimizer
+from convtrain.render.figures import new_figure, save_figure
 from convtrain.system.runtime import autocast, grad_scaler
 
 
@@ -79,12 +79,8 @@ def steepest_descent(lrs: list[float], losses: list[float]) -> float:
 
 
 def _plot(lrs: list[float], losses: list[float], suggested: float, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(6, 4))
+    figure = new_figure(6, 4)
+    axis = figure.subplots()
     axis.plot(lrs, losses)
     axis.axvline(suggested, color="tab:red", linestyle="--", label=f"suggested {suggested:.2g}")
     axis.set(
@@ -94,6 +90,4 @@ def _plot(lrs: list[float], losses: list[float], suggested: float, path: Path) -
         title="learning-rate range test",
     )
     axis.legend()
-    figure.tight_layout()
-    atomic_write(path, lambda file: figure.savefig(file, dpi=100, format="png"))
-    plt.close(figure)
+    save_figure(figure, path)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -31,44 +30,11 @@ from convtrain.data.formats.parquet import read_parquet
 from convtrain.data.formats.stl10 import load_stl10
 from convtrain.data.formats.svhn import load_svhn
 from convtrain.data.info import channel_stats
+from convtrain.data.spec import DataFile, DatasetSpec
 from convtrain.errors import ConfigError, DataWarning
 
 DEFAULT_DATA_DIR = "~/.cache/convtrain"
 READ_FILES = {"folder": read_folder, "csv": read_csv}  # datasets of image files: decoded, so cached
-
-
-@dataclass(frozen=True)
-class DataFile:
-    """One published file of a dataset."""
-
-    name: str  # as published, e.g. train-images-idx3-ubyte.gz
-    md5: str  # of the published file; "" if not checked
-    kind: str = ""  # IDX files: "images" or "labels"
-    content_md5: str = ""  # of the uncompressed contents, which survives recompression
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """A registered dataset: what it holds, its normalisation, and where its files come from."""
-
-    name: str
-    classes: tuple[str, ...]
-    channels: int
-    image_size: int
-    mean: tuple[
-        float, ...
-    ]  # per channel, 0-1 scale, over the official training split; () computes it on load
-    std: tuple[float, ...]
-    url_base: str  # files are downloaded from url_base + file name; "" means never downloaded
-    files: tuple[DataFile, ...]
-    folder: str  # under the data root: where the files (or the extracted archive) live
-    description: str
-    bundled: bool = False  # shipped inside the package (MNIST), so it works offline
-    reader: str = "idx"  # a key of READERS: the file format
-    archive: DataFile | None = None  # IDX files published inside one zip (EMNIST), path under the data root
-    archive_dir: str = ""  # the folder inside that zip that holds them
-    first_label: int = 0  # the label the files give the first class (EMNIST letters: 1)
-    transposed: bool = False  # IDX images stored column by column (EMNIST)
 
 
 def _idx_files(

@@ -18,16 +18,13 @@ from convtrain.data.dataset import ImageData
 from convtrain.data.loader import make_loader
 from convtrain.data.pixels import denormalize
 from convtrain.errors import ConfigError
-from convtrain.files import atomic_write
+from convtrain.render.figures import new_figure, save_figure
 
 
 def save_batch_grid(
     data: ImageData, path: str | Path, augment_spec: str = "none", count: int = 32, seed: int = 0
 ) -> Path:
     """Draw `count` training images (augmented by augment_spec) in a grid with class names; write a PNG."""
-    # A bare Figure draws with the Agg canvas: no display needed, no global pyplot state touched.
-    from matplotlib.figure import Figure
-
     if count < 1:
         raise ConfigError(f"count must be at least 1 image, got {count}")
     augment = parse_augment(augment_spec)
@@ -37,7 +34,7 @@ def save_batch_grid(
 
     cols = math.ceil(math.sqrt(len(x)))
     rows = math.ceil(len(x) / cols)
-    fig = Figure(figsize=(1.5 * cols, 1.7 * rows))
+    fig = new_figure(1.5 * cols, 1.7 * rows)
     axes = fig.subplots(rows, cols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
@@ -58,9 +55,7 @@ def save_batch_grid(
             fontsize=7,
         )
     fig.suptitle(f"{data.name}: augment {augment_spec}", fontsize=9)
-    fig.tight_layout()
-
-    return atomic_write(path, lambda file: fig.savefig(file, dpi=100, format="png"))
+    return save_figure(fig, path)
 
 
 def _caption(target: torch.Tensor, classes: list[str]) -> str:

@@ -10,8 +10,6 @@ scripts and loads nothing.
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 from typing import Any
 
@@ -19,25 +17,16 @@ import torch
 from PIL import Image
 
 from convtrain.datacheck.source import SplitImages
+from convtrain.render.html_page import cards as summary_cards
+from convtrain.render.html_page import data_uri
+from convtrain.render.html_page import escape as _e
+from convtrain.render.html_page import render_page as document
 
 SHOWN_LABELS = 200  # label issues shown as pictures (all are in issues.csv)
 SHOWN_GROUPS = 100  # duplicate groups shown
 SHOWN_MEMBERS = 8  # images shown per group
 SHOWN_FILES = 300  # file issues listed
 THUMB = 64  # largest thumbnail side in pixels
-
-STYLE = """
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem;color:#1f2328}
-h2{border-bottom:1px solid #d0d7de;padding-bottom:.3rem;margin-top:2rem} .sub{color:#59636e;margin-top:0}
-.cards{display:flex;gap:1rem;flex-wrap:wrap} .card{border:1px solid #d0d7de;border-radius:6px;padding:.6rem 1rem;min-width:9rem}
-.card .label{color:#59636e;font-size:.8rem} .big{font-size:1.6rem;font-weight:600}
-.gallery{display:flex;flex-wrap:wrap;gap:.6rem} figure{margin:0;border:1px solid #eaeef2;border-radius:4px;padding:.3rem;text-align:center}
-figure img{width:72px;height:72px;image-rendering:pixelated;display:block;margin:0 auto}
-figcaption{font-size:.75rem;max-width:9rem;overflow-wrap:anywhere} .given{color:#cf222e;font-weight:600} .suggested{color:#1a7f37;font-weight:600}
-.group{display:flex;gap:.4rem;align-items:flex-start;border-bottom:1px solid #eaeef2;padding:.4rem 0} .group .meta{width:9rem;font-size:.8rem;color:#59636e}
-.kept{outline:2px solid #1a7f37} table{border-collapse:collapse;font-size:.85rem} td,th{padding:.2rem .6rem;border-bottom:1px solid #eaeef2;text-align:left}
-td.n{text-align:right;font-variant-numeric:tabular-nums} td.low{color:#cf222e;font-weight:600}
-"""
 
 
 def thumbnail(image: torch.Tensor) -> str:
@@ -47,11 +36,7 @@ def thumbnail(image: torch.Tensor) -> str:
     picture.thumbnail((THUMB, THUMB))
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value))
+    return data_uri(buffer.getvalue())
 
 
 def _name(item: dict[str, Any]) -> str:
@@ -99,11 +84,7 @@ def _cards(summary: dict[str, Any]) -> str:
             f"under {100 * summary['balance']['min_share']:.1f}% of a split",
         ),
     ]
-    body = "".join(
-        f"<div class='card'><div class='label'>{_e(t)}</div><div class='big'>{_e(n)}</div><div class='label'>{_e(d)}</div></div>"
-        for t, n, d in cards
-    )
-    return f"<div class='cards'>{body}</div>"
+    return summary_cards(cards)
 
 
 def _labels(summary: dict[str, Any], splits: dict[str, SplitImages]) -> str:
@@ -213,9 +194,4 @@ def render_page(summary: dict[str, Any], splits: dict[str, SplitImages]) -> str:
         _files(summary, splits),
         _balance(summary),
     ]
-    return (
-        "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
-        f"<link rel='icon' href='data:,'><title>{_e(title)}</title><style>{STYLE}</style></head>\n"
-        "<body>\n" + "\n".join(parts) + "\n</body></html>\n"
-    )
+    return document(title, parts)

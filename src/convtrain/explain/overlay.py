@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from convtrain.explain.attribution import ExplainError
-from convtrain.report.plots import RIGHT, WRONG, new_figure, plot_tiles, save_figure, to_tiles
+from convtrain.render.figures import RIGHT, WRONG, new_figure, plot_tiles, save_figure, to_tiles
 
 COLORMAP = "turbo"  # blue (cold) to red (hot), and unlike jet, even steps in lightness
 ALPHA = 0.6  # the map's opacity at its hottest pixel; cold pixels show the image untouched

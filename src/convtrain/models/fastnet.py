@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convtrain.models import register_model
+from convtrain.models.registry import register_model
 
 # ----- building blocks -----
 

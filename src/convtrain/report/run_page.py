@@ -1,4 +1,5 @@
-"""report.html: one self-contained page (pictures embedded as base64) that shows a whole run.
+"""report.html: one self-contained page (pictures embedded) that shows a whole run, written with
+render/html_page.py like every page.
 
 report/run_pictures.py gathers what the page shows into a Page; write_report() turns it into HTML. The page has
 no scripts and loads nothing else, so it opens the same from a mail, an archive or a CI artifact.
@@ -8,8 +9,6 @@ no scripts and loads nothing else, so it opens the same from a mail, an archive 
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import math
 import time
@@ -17,8 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from convtrain.files import write_text_atomic
+from convtrain.render.html_page import cards as summary_cards
+from convtrain.render.html_page import escape as _e
+from convtrain.render.html_page import header, image, section, write_page
 from convtrain.runs.folder import RunDir
+from convtrain.system.timings import PHASES
 
 
 @dataclass
@@ -34,27 +36,18 @@ class Page:
     notes: list[str] = field(default_factory=list)
 
 
-STYLE = """
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem;color:#1f2328}
-h1{margin-bottom:.2rem} h2{border-bottom:1px solid #d0d7de;padding-bottom:.3rem;margin-top:2rem}
-.sub{color:#59636e;margin-top:0} img{max-width:100%;height:auto;display:block;margin:.5rem 0}
-table{border-collapse:collapse;font-size:.9rem;margin:.5rem 0} td,th{padding:.25rem .7rem;border-bottom:1px solid #eaeef2;text-align:left}
-td.n,th.n{text-align:right;font-variant-numeric:tabular-nums} .big{font-size:1.6rem;font-weight:600}
-.cards{display:flex;gap:1rem;flex-wrap:wrap} .card{border:1px solid #d0d7de;border-radius:6px;padding:.6rem 1rem;min-width:8rem}
-.card .label{color:#59636e;font-size:.8rem} .notes li{color:#9a6700} .columns{display:flex;gap:2rem;flex-wrap:wrap;align-items:flex-start}
-"""
-
-
 def write_report(page: Page) -> Path:
     """Write report.html from a Page (atomically); returns its path."""
     card = page.card
     name = page.run.path.resolve().name
     shape = f"{card['in_channels']}x{card['image_size']}x{card['image_size']}"
     parts = [
-        f"<h1>convtrain run {_e(name)}</h1>",
-        f"<p class='sub'>model <b>{_e(card['architecture'])}</b> · dataset <b>{_e(card.get('dataset', '?'))}</b> "
-        f"({_e(card.get('dataset_source', ''))}) · {len(card['classes'])} classes · input {shape} · "
-        f"report written {time.strftime('%Y-%m-%d %H:%M')}</p>",
+        header(
+            f"convtrain run {name}",
+            f"model <b>{_e(card['architecture'])}</b> · dataset <b>{_e(card.get('dataset', '?'))}</b> "
+            f"({_e(card.get('dataset_source', ''))}) · {len(card['classes'])} classes · input {shape} · "
+            f"report written {time.strftime('%Y-%m-%d %H:%M')}",
+        ),
         _summary(page),
         _picture(page, "curves", "Training curves", "loss and accuracy per epoch, train and validation"),
         _per_class(page),
@@ -83,13 +76,7 @@ def write_report(page: Page) -> Path:
         parts.append(
             "<h2>Notes</h2><ul class='notes'>" + "".join(f"<li>{_e(n)}</li>" for n in page.notes) + "</ul>"
         )
-    document = (
-        "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
-        f"<link rel='icon' href='data:,'><title>convtrain run {_e(name)}</title><style>{STYLE}</style></head>\n"
-        "<body>\n" + "\n".join(p for p in parts if p) + "\n</body></html>\n"
-    )
-    return write_text_atomic(page.run.report_path, document)
+    return write_page(page.run.report_path, f"convtrain run {name}", parts)
 
 
 def _summary(page: Page) -> str:
@@ -119,17 +106,11 @@ def _summary(page: Page) -> str:
         cards.append(("stopped", str(results["stop_reason"])))
     if not cards:
         return "<h2>Final metrics</h2><p>No results yet: results.json is missing.</p>"
-    body = "".join(
-        f"<div class='card'><div class='label'>{_e(k)}</div><div class='big'>{_e(v)}</div></div>"
-        for k, v in cards
-    )
-    return f"<h2>Final metrics</h2><div class='cards'>{body}</div>"
+    return section("Final metrics", summary_cards((label, value, "") for label, value in cards))
 
 
 def _timings(page: Page) -> str:
     """Where the run's time went (results.json's timings), as a table of seconds and shares."""
-    from convtrain.system.timings import PHASES
-
     timings = page.results.get("timings")
     if not isinstance(timings, dict) or not timings.get("total"):
         return ""
@@ -159,8 +140,7 @@ def _img(page: Page, key: str, alt: str) -> str:
     path = page.pictures.get(key)
     if path is None:
         return ""
-    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return f"<img id='{key}' alt='{_e(alt)}' src='data:image/png;base64,{data}'>"
+    return image(path, alt, key)
 
 
 def _per_class(page: Page) -> str:
@@ -193,10 +173,6 @@ def _confused(page: Page) -> str:
 def _config(page: Page) -> str:
     rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(json.dumps(v))}</td></tr>" for k, v in page.config.items())
     return f"<h2>Configuration</h2><p class='sub'>the resolved options of the run (config.yaml)</p><table>{rows}</table>"
-
-
-def _e(text: Any) -> str:
-    return html.escape(str(text), quote=True)
 
 
 def _pct(value: float) -> str:

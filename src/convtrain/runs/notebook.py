@@ -9,17 +9,16 @@ a PNG), and a link to report.html.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
-import sys
 from typing import Any
+
+from convtrain.errors import ConvtrainError
+from convtrain.render.figures import new_figure, png_bytes
+from convtrain.render.html_page import data_uri
 
 
 def run_html(run: Any) -> str:
     """The card a RunDir shows in a notebook."""
-    from convtrain.errors import ConvtrainError
-
     e = html.escape
     rows: list[tuple[str, str]] = []
     try:
@@ -54,8 +53,6 @@ def run_html(run: Any) -> str:
 
 def _curves_png(history: list[dict[str, float]]) -> str:
     """Loss and accuracy per epoch as an inline <img> (base64 PNG), small enough for a notebook cell."""
-    from convtrain.report.plots import new_figure
-
     fig = new_figure(6, 2.2)
     loss_ax, acc_ax = fig.subplots(1, 2)
     epochs = [row["epoch"] for row in history]
@@ -67,6 +64,4 @@ def _curves_png(history: list[dict[str, float]]) -> str:
         ax.set_xlabel("epoch")
         ax.set_title(key, fontsize=9)
     loss_ax.legend(fontsize=7)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=70)
-    return f"<img alt='curves' src='data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}'>"
+    return f"<img alt='curves' src='{data_uri(png_bytes(fig, dpi=70))}'>"

@@ -14,6 +14,7 @@ import yaml
 
 from convtrain.files import write_text_atomic
 from convtrain.sweep.folders import SweepDir
+from convtrain.sweep.page import write_sweep_report
 from convtrain.sweep.space import SweepSpec, parse_spec
 from convtrain.sweep.storage import open_storage, open_study
 
@@ -66,6 +67,4 @@ def write_outputs(folder: SweepDir, spec: SweepSpec | None = None, study=None) -
             f"# re-train with: convtrain train --config {folder.best_path}\n"
         )
         write_text_atomic(folder.best_path, header + yaml.safe_dump(options, sort_keys=False))
-    from convtrain.sweep.page import write_sweep_report
-
     return write_sweep_report(folder, study, rows, spec.objective)

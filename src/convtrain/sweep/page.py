@@ -1,7 +1,5 @@
 """The report pages of a seeds folder and of a sweep folder: self-contained HTML, pictures embedded.
 
-    python -c "from convtrain.sweep.page import remake; remake('sweeps/space')"
-
 Seeds: the summary table, every seed's validation curves on one plot, and a strip plot of the final
 test accuracies. Sweep: Optuna's own matplotlib pictures (optimisation history, parameter
 importances, parallel coordinates, slices), the best trial's curves and the table of trials.
@@ -9,7 +7,6 @@ importances, parallel coordinates, slices), the best trial's curves and the tabl
 
 from __future__ import annotations
 
-import base64
 import html
 import math
 import time
@@ -17,9 +14,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from convtrain.files import write_text_atomic
-from convtrain.report.plots import new_figure, plot_curves, save_figure
-from convtrain.report.run_page import STYLE
+from convtrain.render.figures import new_figure, save_figure
+from convtrain.render.html_page import image, section, write_page
+from convtrain.report.plots import plot_curves
 from convtrain.runs.folder import RunDir
 from convtrain.sweep.folders import SeedsDir, SweepDir
 
@@ -41,7 +38,7 @@ def write_seeds_report(folder: SeedsDir, summary: dict[str, Any]) -> Path:
     if "test_acc" in summary["metrics"]:
         strip = _strip(summary["metrics"]["test_acc"], summary["seeds"], folder.plots_dir / "test_acc.png")
         parts.append(_figure(strip, "Final test accuracy", "one dot per seed; the line is the mean"))
-    return _write_page(folder.report_path, "seeds", parts)
+    return write_page(folder.report_path, "seeds", parts)
 
 
 def _stats_table(metrics: dict[str, dict[str, Any]]) -> str:
@@ -134,7 +131,7 @@ def write_sweep_report(folder: SweepDir, study, rows: list[dict[str, Any]], obje
             + "</ul>"
         )
     parts.append(_trials_table(rows))
-    return _write_page(folder.report_path, f"sweep {study.study_name}", parts)
+    return write_page(folder.report_path, f"sweep {study.study_name}", parts)
 
 
 def _best_row(rows: list[dict[str, Any]], maximize: bool) -> dict[str, Any] | None:
@@ -181,19 +178,9 @@ def _trials_table(rows: list[dict[str, Any]]) -> str:
     return f"<h2>Trials</h2><table><tr>{head}</tr>{body}</table>"
 
 
-# ----- the page -----
+# ----- pieces -----
 def _figure(path: Path, title: str, caption: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    caption = f"<p class='sub'>{html.escape(caption)}</p>" if caption else ""
-    return f"<h2>{html.escape(title)}</h2>{caption}<img src='data:image/png;base64,{data}' alt='{html.escape(title)}'>"
-
-
-def _write_page(path: Path, title: str, parts: list[str]) -> Path:
-    page = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n"
-    )
-    return write_text_atomic(path, page)
+    return section(title, image(path, title), caption)
 
 
 def _num(value: Any) -> str:
@@ -204,16 +191,3 @@ def _num(value: Any) -> str:
 
 def _cell(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def remake(path: str | Path) -> Path:
-    """Rewrite a seeds or sweep folder's report from its files (summary.json, or the study)."""
-    import json
-
-    path = Path(path)
-    seeds = SeedsDir(path)
-    if seeds.summary_path.is_file():
-        return write_seeds_report(seeds, json.loads(seeds.summary_path.read_text()))
-    from convtrain.sweep.outputs import write_outputs
-
-    return write_outputs(SweepDir(path))

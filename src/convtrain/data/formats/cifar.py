@@ -20,17 +20,15 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch
 
 from convtrain.data.dataset import ImageData, Split
 from convtrain.data.download import download_file, md5_matches
+from convtrain.data.spec import DatasetSpec
 from convtrain.errors import DataError, reason
-
-if TYPE_CHECKING:
-    from convtrain.data.registry import DatasetSpec
 
 T = TypeVar("T")
 

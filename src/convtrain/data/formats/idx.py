@@ -18,17 +18,14 @@ import zipfile
 import zlib
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from convtrain.data.dataset import ImageData, Split
 from convtrain.data.download import download_file, md5_matches
+from convtrain.data.spec import DataFile, DatasetSpec
 from convtrain.errors import DataError, reason
-
-if TYPE_CHECKING:
-    from convtrain.data.registry import DataFile, DatasetSpec
 
 MAGIC = {"images": 2051, "labels": 2049}
 DIMS = {"images": 3, "labels": 1}

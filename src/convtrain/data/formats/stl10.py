@@ -10,17 +10,14 @@ official stl10_binary.tar.gz is unpacked without its 100,000 unlabelled images (
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from convtrain.data.dataset import ImageData, Split
 from convtrain.data.formats.cifar import read_folder_or_archive
+from convtrain.data.spec import DatasetSpec
 from convtrain.errors import DataError, reason
-
-if TYPE_CHECKING:
-    from convtrain.data.registry import DatasetSpec
 
 SIDE = 96
 PIXELS = 3 * SIDE * SIDE

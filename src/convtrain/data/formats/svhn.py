@@ -11,17 +11,14 @@ pip install 'convtrain[svhn]'.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from convtrain.data.dataset import ImageData, Split
 from convtrain.data.download import download_file, md5_matches
+from convtrain.data.spec import DatasetSpec
 from convtrain.errors import DataError, reason
-
-if TYPE_CHECKING:
-    from convtrain.data.registry import DatasetSpec
 
 
 def _loadmat(path: Path) -> dict:
