@@ -64,8 +64,8 @@ def squares(models: list[str], seeds: int) -> None:
 
 def mnist(run_dir: str, count: int, batch: int = 100) -> None:
     import convtrain
+    from convtrain.data.pixels import preprocess
     from convtrain.evaluation import load_run_data, pick_split
-    from convtrain.prediction import preprocess
 
     run = convtrain.load_run(run_dir)
     model, card = run.load_model(None, "cpu")

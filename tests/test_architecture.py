@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("checkpoint",),
     ("runs",),
     ("metrics", "optim", "warm_start", "explain"),
-    ("evaluation",),
+    ("resolve", "evaluation"),
     ("prediction",),
     ("report",),
     ("job",),

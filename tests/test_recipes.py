@@ -115,7 +115,7 @@ def test_recipe_builds_the_tutorials_optimizer(name):
     model = build_model(
         config.model, 1 if config.dataset == "mnist" else 3, 10, 28 if config.dataset == "mnist" else 32
     )
-    built = build_optimizer(model, config)
+    built = build_optimizer(model, with_model_defaults(config))
     params = list(model.parameters())
     if config.optimizer == "sgd":
         reference = torch.optim.SGD(params, lr=config.lr, momentum=0.9)  # plain momentum, no decay

@@ -20,7 +20,7 @@ import convtrain
 from conftest import make_pattern_images
 from convtrain.cli import build_parser, main
 from convtrain.cli.train_commands import config_from_args
-from convtrain.config import TrainConfig
+from convtrain.config import TrainConfig, with_model_defaults
 from convtrain.errors import CheckpointError, ConfigError
 from convtrain.models import build_model
 from convtrain.models.heads import Freezer, head_name
@@ -241,7 +241,7 @@ def test_frozen_backbone_and_its_batchnorm_do_not_move_the_head_does():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     freezer = Freezer(model, epochs=1, train_bn=False)
     optimizer = build_optimizer(
-        model, TrainConfig(lr=0.1, weight_decay=0.01)
+        model, with_model_defaults(TrainConfig(lr=0.1, weight_decay=0.01))
     )  # decay would move any param it sees
     freezer.train_mode(model, 0)
     assert not model.bn1.training and model.fc.training
@@ -259,14 +259,16 @@ def test_frozen_backbone_and_its_batchnorm_do_not_move_the_head_does():
 
 def test_backbone_lr_mult_splits_every_group_into_head_and_backbone():
     model = build_model("torchvision:resnet18", 3, 4, 32)
-    optimizer = build_optimizer(model, TrainConfig(lr=0.2, backbone_lr_mult=0.1))
+    optimizer = build_optimizer(model, with_model_defaults(TrainConfig(lr=0.2, backbone_lr_mult=0.1)))
     head, backbone = optimizer.param_groups
     assert {id(p) for p in head["params"]} == {id(model.fc.weight), id(model.fc.bias)}
     assert head["lr"] == 0.2 and backbone["lr"] == pytest.approx(0.02)
     assert len(backbone["params"]) == len(list(model.parameters())) - 2
     fastnet = build_model("fastnet-tiny", 1, 10, 28)  # a model with its own groups: each one split
-    groups = build_optimizer(fastnet, TrainConfig(lr=0.2, backbone_lr_mult=0.5)).param_groups
-    own = build_optimizer(fastnet, TrainConfig(lr=0.2)).param_groups
+    groups = build_optimizer(
+        fastnet, with_model_defaults(TrainConfig(lr=0.2, backbone_lr_mult=0.5))
+    ).param_groups
+    own = build_optimizer(fastnet, with_model_defaults(TrainConfig(lr=0.2))).param_groups
     assert len(groups) > len(own) and sum(len(g["params"]) for g in groups) == sum(
         len(g["params"]) for g in own
     )

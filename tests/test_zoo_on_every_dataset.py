@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from cifar_files import write_cifar10, write_cifar100
-from convtrain.config import TrainConfig
+from convtrain.config import TrainConfig, with_model_defaults
 from convtrain.data.augment import parse_augment
 from convtrain.data.loader import make_loader
 from convtrain.data.registry import load_dataset
@@ -40,7 +40,7 @@ def test_model_trains_two_batches_on_every_dataset(datasets, model_name):
         model = build_model(model_name, data.channels, data.num_classes, data.image_size)
         if hasattr(model, "fit_to_data"):
             model.fit_to_data(data.train.images[:256].float() / 255)
-        optimizer = build_optimizer(model, TrainConfig(lr=0.01))
+        optimizer = build_optimizer(model, with_model_defaults(TrainConfig(lr=0.01)))
         loader = make_loader(
             data.train.subset(torch.arange(16)),
             data,

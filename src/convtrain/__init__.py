@@ -10,11 +10,10 @@
     convtrain.train_seeds(convtrain.TrainConfig(epochs=1), seeds=5)   # mean ± std over seeds 0-4
     convtrain.run_sweep("space.yaml", trials=20)                      # Optuna search (convtrain[sweep])
 
-The public names are re-exported from privately named modules (training.py, evaluation.py,
-prediction.py), so `import convtrain.training` and `convtrain.train` never shadow each other.
+The public names are re-exported from the modules that hold them (training.py, evaluation.py,
+prediction.py, ...), whose names differ from the functions', so `import convtrain.training` and
+`convtrain.train` never shadow each other. README's "How the package is built" draws the layers.
 """
-
-__version__ = "0.1.0"
 
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from convtrain.prediction import predict_paths as predict
 from convtrain.runs.folder import RunDir
 from convtrain.sweep import run_sweep, train_seeds
 from convtrain.training import train
+from convtrain.version import __version__
 
 
 def load_run(path: str | Path) -> RunDir:

@@ -19,8 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from convtrain.data.augment import parse_augment
 from convtrain.data.dataset import ImageData, Split
+from convtrain.data.loader import make_loader
+from convtrain.data.registry import load_dataset
 from convtrain.errors import CheckpointError, ConfigError, DataError
+from convtrain.explain import check_method
+from convtrain.explain.pictures import write_evaluation_galleries
 from convtrain.metrics import metrics_from_logits
 from convtrain.runs.folder import RunDir
 from convtrain.system.runtime import autocast, pick_device
@@ -38,7 +43,6 @@ def tta_views(x: torch.Tensor, mirror: bool = True) -> list[torch.Tensor]:
 def mirrors(augment: str) -> bool:
     """Whether test-time augmentation may show a model mirror images: only if it trained on flips.
     A digit or a letter mirrored is another shape, and a model that never saw one is misled by it."""
-    from convtrain.data.augment import parse_augment
 
     parsed = parse_augment(augment)
     return bool(parsed.flip or parsed.altflip)
@@ -111,7 +115,6 @@ class Scored:
 
 def load_run_data(run: RunDir, data_dir: str | None = None) -> ImageData:
     """The run's dataset, converted to the card's image size and channels and normalised with its mean/std."""
-    from convtrain.data.registry import load_dataset
 
     card, config = run.card, run.read_config()
     if "dataset" not in config:
@@ -170,7 +173,6 @@ def split_logits(
     mirror: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits (N, K) and labels (N,) of a split, in split order, normalised with data.mean/std."""
-    from convtrain.data.loader import make_loader
 
     device = next(model.parameters()).device
     loader = make_loader(split, data, batch_size, device, train=False, loader="device", workers=0)
@@ -217,8 +219,6 @@ def evaluate(
     explain ("gradcam", "saliency" or "ig") adds heat-map galleries of the highest losses and of
     right predictions per class (RunDir.explanation_paths), with Grad-CAM on `layer` if given."""
     if explain is not None:
-        from convtrain.explain import check_method
-
         check_method(explain, layer)  # a typo or a missing Captum fails before the split is scored
     scored = score_split(run, split, tta, which, data_dir, device, batch_size)
     result = {
@@ -231,8 +231,6 @@ def evaluate(
     if write:
         result["files"] = [str(p) for p in scored.run.write_evaluation(result)]
     if explain is not None:
-        from convtrain.explain.pictures import write_evaluation_galleries
-
         model, _ = scored.run.load_model(which, pick_device(device))
         written = write_evaluation_galleries(model, scored, result["top_losses"], explain, layer)
         result["files"] = result.get("files", []) + [str(p) for p in written]

@@ -20,8 +20,11 @@ from typing import Any
 
 import torch
 
+from convtrain.data.pixels import preprocess
 from convtrain.errors import ConfigError, ConvtrainError
+from convtrain.evaluation import load_run_data
 from convtrain.files import atomic_write, write_text_atomic
+from convtrain.models import build_model
 from convtrain.runs.folder import RunDir
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "safetensors": ".safetensors"}
@@ -78,8 +81,6 @@ def export_run(
 
 def check_images(run: RunDir, data_dir: str | None = None) -> tuple[torch.Tensor, str]:
     """Up to CHECK_IMAGES preprocessed images of the run's dataset (test, else train), or random pixels if unavailable."""
-    from convtrain.evaluation import load_run_data
-    from convtrain.prediction import preprocess
 
     card = run.card
     try:
@@ -152,8 +153,6 @@ def _torchscript(model: torch.nn.Module, card: dict[str, Any], x: torch.Tensor) 
 def _safetensors(model: torch.nn.Module, card: dict[str, Any], x: torch.Tensor) -> tuple[bytes, torch.Tensor]:
     from safetensors.torch import load as load_bytes
     from safetensors.torch import save as save_bytes
-
-    from convtrain.models import build_model
 
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     data = save_bytes(weights, metadata={"convtrain_model_card": json.dumps(card), "format": "pt"})

@@ -15,9 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from convtrain.config import TrainConfig, with_model_defaults
+from convtrain.config import TrainConfig
 from convtrain.data.augment import parse_augment
 from convtrain.data.dataset import ImageData, Split
+from convtrain.data.exclude import exclude_training_images
 from convtrain.data.loader import make_loader
 from convtrain.data.memory_cache import load_data
 from convtrain.data.pixels import normalize
@@ -25,21 +26,23 @@ from convtrain.data.split import split_indices
 from convtrain.errors import ConfigError, ConvtrainError
 from convtrain.evaluation import Scored
 from convtrain.models import build_model, init_weights
+from convtrain.models.external import model_arguments, split_name
 from convtrain.models.heads import Freezer
 from convtrain.models.hooks import FitsToData
 from convtrain.optim import WeightAverage, class_weights
+from convtrain.report.run_pictures import make_run_pictures
+from convtrain.resolve import resolve
 from convtrain.runs.folder import RunDir
 from convtrain.system import distributed
-from convtrain.system.batchsize import find_batch_size
 from convtrain.system.progress import Progress
 from convtrain.system.runtime import (
     check_precision,
     pick_device,
-    resolve_precision,
     seed_everything,
     use_channels_last,
 )
 from convtrain.system.timings import Timings
+from convtrain.version import __version__
 from convtrain.warm_start import input_size, warm_start
 
 
@@ -108,7 +111,6 @@ class Job:
     def make_pictures(self, scored: Scored | None = None) -> None:
         """The run's pictures and report.html; `scored`, the final test pass's logits, spares the
         report a second pass over the test split."""
-        from convtrain.report.run_pictures import make_run_pictures
 
         make_run_pictures(self.run, scored=scored)
 
@@ -125,20 +127,13 @@ def prepare_job(config: TrainConfig, record: bool = True, timings: Timings | Non
     folder and the batch size go into a new config on the Job. With record=False (lr-find) no run
     folder is claimed or written."""
     started = time.perf_counter()
-    rank, local_rank, world_size = distributed.world()
-    device = pick_device(config.device)
-    if world_size > 1 and device.type == "cuda":
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    config = with_model_defaults(config)  # batch size, lr, ... the config leaves to the model
-    config = config.replace(precision=resolve_precision(config.precision, device))
-    check_precision(config.precision, device)
+    device = _device(config)
+    check_precision(config.precision, device)  # an impossible precision fails before any work
     distributed.start(device)
     timings = timings or Timings()
     run = _claim_run(config) if record else RunDir(config.out or ".")
     try:
-        config = config.replace(out=str(run.path))
-        job = _build(config, run, device, record, rank, world_size, timings)
+        job = _build(config.replace(out=str(run.path)), run, device, record, timings)
     except BaseException:
         run.release()
         raise
@@ -146,6 +141,16 @@ def prepare_job(config: TrainConfig, record: bool = True, timings: Timings | Non
     elapsed = time.perf_counter() - started
     timings.add("setup", elapsed - timings.seconds["data"] - timings.seconds["model"])
     return job
+
+
+def _device(config: TrainConfig) -> torch.device:
+    """The config's device; under DDP on GPUs, this process's own GPU."""
+    _, local_rank, world_size = distributed.world()
+    device = pick_device(config.device)
+    if world_size > 1 and device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    return device
 
 
 def _claim_run(config: TrainConfig) -> RunDir:
@@ -166,43 +171,79 @@ def _claim_run(config: TrainConfig) -> RunDir:
     return run if distributed.is_main() else RunDir(name)
 
 
-def _build(
-    config: TrainConfig,
-    run: RunDir,
-    device: torch.device,
-    record: bool,
-    rank: int,
-    world_size: int,
-    timings: Timings,
-) -> Job:
+def _build(config: TrainConfig, run: RunDir, device: torch.device, record: bool, timings: Timings) -> Job:
+    """The set-up as a list of steps; `config` comes in as given and leaves resolved (resolve.py)."""
     seed_everything(config.seed)
     started = time.perf_counter()
-    config = input_size(config)  # a pretrained network that takes one input size only
-    data = load_data(config)  # read from disk, or kept from an earlier run (data/memory_cache.py)
+    data = _load(config, run, record)
+    train_split, val_split, note = _split(data, config, run, record)
+    config = resolve(config, device, data, len(train_split))
+    timings.add("data", time.perf_counter() - started)
+
+    model_started = time.perf_counter()
+    model, data, weights_origin = _model(config, data, train_split, run)
+    channels_last = use_channels_last(config.channels_last, device, config.precision)
+    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    model, net = _wrap(model, config, device)
+    torch.manual_seed(config.seed + distributed.world()[0])  # distinct, reproducible dropout per rank
+    timings.add("model", time.perf_counter() - model_started)
+
+    train_loader, val_loader, test_loader = _loaders(
+        config, data, train_split, val_split, device, channels_last
+    )
+    criterion = _criterion(config, data, train_split, device)
+    writer = None
+    if record and distributed.is_main():
+        writer = _record(config, run, data, weights_origin)
+        _announce(config, device, channels_last, data, train_split, val_split, run, note, started)
+    freezer = Freezer(model, config.freeze_epochs, config.train_bn) if config.freeze_epochs else None
+    return Job(
+        config,
+        device,
+        run,
+        data,
+        model,
+        net,
+        criterion,
+        train_loader,
+        val_loader,
+        test_loader,
+        writer,
+        timings,
+        freezer,
+    )
+
+
+def _load(config: TrainConfig, run: RunDir, record: bool) -> ImageData:
+    """The dataset as the run sees it: read (or kept), normalisation off if asked, listed images excluded."""
+    data = load_data(input_size(config))  # from disk, or kept from an earlier run (data/memory_cache.py)
     if not config.normalize:  # pixels scaled to 0-1 only; the model card records the same
         data = dataclasses.replace(data, mean=(0.0,) * data.channels, std=(1.0,) * data.channels)
     if config.exclude:  # a new ImageData: the loaded one may be kept for other runs (data/memory_cache.py)
-        from convtrain.data.exclude import exclude_training_images
-
         data, excluded = exclude_training_images(data, config.exclude)
         if record and distributed.is_main():
             run.write_excluded(excluded)
             print(f"excluded {excluded['count']} training images listed in {config.exclude}", flush=True)
-    train_split, val_split, note = _split(data, config, run, record)
-    timings.add("data", time.perf_counter() - started)
+    return data
 
-    model_started = time.perf_counter()
+
+def _model(
+    config: TrainConfig, data: ImageData, train_split: Split, run: RunDir
+) -> tuple[nn.Module, ImageData, dict]:
+    """The network, initialised, warm-started (--pretrained/--init-from bring their mean/std too) and
+    fitted to the data where it has layers set from it (whitening)."""
     model = build_model(config.model, data.channels, data.num_classes, data.image_size)
     init_weights(model, config.init)
-    data, weights_origin = warm_start(
-        model, data, config, run
-    )  # --pretrained/--init-from: their mean/std too
-    if isinstance(model, FitsToData) and not weights_origin:  # layers set from the data, e.g. whitening
+    data, weights_origin = warm_start(model, data, config, run)
+    if isinstance(model, FitsToData) and not weights_origin:
         model.fit_to_data(_normalised_sample(train_split, data))
-    channels_last = use_channels_last(config.channels_last, device, config.precision)
-    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    return model, data, weights_origin
+
+
+def _wrap(model: nn.Module, config: TrainConfig, device: torch.device) -> tuple[nn.Module, nn.Module]:
+    """(model, net): the bare network, and what the loop calls (DDP and/or torch.compile around it)."""
     net = model
-    if world_size > 1:
+    if distributed.world()[2] > 1:
         if config.sync_bn:
             model = net = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         net = nn.parallel.DistributedDataParallel(
@@ -212,18 +253,21 @@ def _build(
         )
     if config.compile:
         net = torch.compile(net)
-    torch.manual_seed(config.seed + rank)  # distinct, reproducible dropout per rank
-    timings.add("model", time.perf_counter() - model_started)
+    return model, net
 
-    if config.batch_size == "auto":
-        config = config.replace(
-            batch_size=find_batch_size(model, data, device, config.precision, len(train_split))
-        )
-        print(f"batch size auto: {config.batch_size}", flush=True)
+
+def _loaders(
+    config: TrainConfig,
+    data: ImageData,
+    train_split: Split,
+    val_split: Split,
+    device: torch.device,
+    channels_last: bool,
+):
+    """(train, val, test) loaders; val is None without a validation split, test None with --no-test."""
+    rank, _, world_size = distributed.world()
     if config.batch_size % world_size:
         raise ConfigError(f"batch_size {config.batch_size} must divide evenly over {world_size} processes")
-
-    augment = parse_augment(config.augment)
     common = dict(
         data=data,
         batch_size=config.batch_size,
@@ -235,6 +279,7 @@ def _build(
         world_size=world_size,
         channels_last=channels_last,
     )
+    augment = parse_augment(config.augment)
     train_loader = make_loader(train_split, train=True, augment=augment, drop_last=config.drop_last, **common)
     if len(train_loader) == 0:
         raise ConfigError(
@@ -250,53 +295,44 @@ def _build(
         if test_loader is None:
             raise ConfigError(f"epoch_eval 'test' asked for, but {data.name} has no test split; use 'val'")
         val_loader = test_loader
+    return train_loader, val_loader, test_loader
 
+
+def _criterion(config: TrainConfig, data: ImageData, train_split: Split, device: torch.device) -> nn.Module:
     weight = (
         class_weights(train_split.labels, data.num_classes).to(device)
         if config.class_weights == "balanced"
         else None
     )
-    criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
+    return nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
 
-    writer = None
-    if record and distributed.is_main():
-        run.write_config(config)
-        run.write_card(model_card(config, data, weights_origin))
-        from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(log_dir=str(run.path))
-        print(
-            f"device {device} ({config.precision}{', channels_last' if channels_last else ''}"
-            f"{', compiled' if config.compile else ''}{f', {world_size} processes' if world_size > 1 else ''})  "
-            f"data {data.name}: {len(train_split)} train / {len(val_split)} val"
-            f"{f' / {len(data.test)} test' if data.test is not None else ''} images, {data.num_classes} classes "
-            f"[{time.perf_counter() - started:.1f}s]  model {config.model}  run folder {run.path}"
-            + (f"\n{note}" if note else ""),
-            flush=True,
-        )
-    return Job(
-        config,
-        device,
-        run,
-        data,
-        model,
-        net,
-        criterion,
-        train_loader,
-        val_loader,
-        test_loader,
-        writer,
-        timings,
-        Freezer(model, config.freeze_epochs, config.train_bn) if config.freeze_epochs else None,
+def _record(config: TrainConfig, run: RunDir, data: ImageData, weights_origin: dict) -> Any:
+    """config.yaml and model.json into the run folder; returns the TensorBoard writer."""
+    run.write_config(config)
+    run.write_card(model_card(config, data, weights_origin))
+    from torch.utils.tensorboard import SummaryWriter  # imports tensorboard (~1 s): only runs that record
+
+    return SummaryWriter(log_dir=str(run.path))
+
+
+def _announce(config, device, channels_last, data, train_split, val_split, run, note, started) -> None:
+    """The run's first line: where and how it trains, on what, and where its folder is."""
+    world_size = distributed.world()[2]
+    print(
+        f"device {device} ({config.precision}{', channels_last' if channels_last else ''}"
+        f"{', compiled' if config.compile else ''}{f', {world_size} processes' if world_size > 1 else ''})  "
+        f"data {data.name}: {len(train_split)} train / {len(val_split)} val"
+        f"{f' / {len(data.test)} test' if data.test is not None else ''} images, {data.num_classes} classes "
+        f"[{time.perf_counter() - started:.1f}s]  model {config.model}  run folder {run.path}"
+        + (f"\n{note}" if note else ""),
+        flush=True,
     )
 
 
 def model_card(config: TrainConfig, data: ImageData, weights: dict[str, Any] | None = None) -> dict[str, Any]:
     """model.json: what rebuilds the network and preprocesses its input. A timm/torchvision model adds
     its source, name and builder arguments; a warm start adds where its weights came from."""
-    from convtrain import __version__
-    from convtrain.models.external import model_arguments, split_name
-
     external = split_name(config.model)
     library = (
         {

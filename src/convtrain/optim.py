@@ -10,19 +10,21 @@ import math
 import torch
 from torch import nn
 
-from convtrain.config import TrainConfig, with_model_defaults
+from convtrain.config import TrainConfig
+from convtrain.models.heads import split_head_groups
 from convtrain.models.hooks import HasParameterGroups
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    config = with_model_defaults(config)  # lr, momentum, decay left unset: the model's own
+    if config.lr is None or config.momentum is None or config.weight_decay is None:
+        raise ValueError(
+            "build_optimizer needs a resolved config (resolve.py): lr, momentum and weight_decay set"
+        )
     if isinstance(model, HasParameterGroups):  # a model may ask for its own lr/decay per group
         params = model.parameter_groups(config.lr, config.weight_decay)
     else:
         params = [p for p in model.parameters() if p.requires_grad]
     if config.backbone_lr_mult != 1.0:  # discriminative rates: every group split into head and backbone
-        from convtrain.models.heads import split_head_groups
-
         groups = (
             [{"lr": config.lr, **g} for g in params]
             if isinstance(params[0], dict)

@@ -21,8 +21,11 @@ from typing import Any
 
 import torch
 
-from convtrain.data.pixels import normalize
+from convtrain.data.formats.folder import decode_image
+from convtrain.data.pixels import preprocess
 from convtrain.errors import ConfigError, ImageError
+from convtrain.evaluation import load_run_data, measured_split, pick_split
+from convtrain.explain import check_method, write_prediction_pictures
 from convtrain.files import write_text_atomic
 from convtrain.runs.folder import RunDir
 from convtrain.system.runtime import pick_device
@@ -59,24 +62,6 @@ def expand_paths(paths: list[str | Path]) -> list[Path]:
     return list(dict.fromkeys(files))  # a file named twice is predicted once
 
 
-def preprocess(
-    card: dict[str, Any], images: torch.Tensor, device: str | torch.device = "cpu"
-) -> torch.Tensor:
-    """uint8 images (N, C, H, W) or one (C, H, W) -> the float batch the model of `card` takes."""
-    from convtrain.data.formats.folder import resize_images, to_channels
-
-    if images.dtype != torch.uint8:
-        raise ImageError(f"images must be uint8 pixels 0-255, got {images.dtype}")
-    if images.dim() == 3:
-        images = images[None]
-    if images.dim() != 4 or images.shape[1] not in (1, 3):
-        raise ImageError(f"images must be (N, C, H, W) with C 1 or 3, got shape {tuple(images.shape)}")
-    images = resize_images(to_channels(images.cpu(), card["in_channels"]), card["image_size"])  # (N, C, S, S)
-    return normalize(
-        images.to(device), card["mean"], card["std"]
-    )  # (N, C, S, S), as the training loader does
-
-
 @torch.inference_mode()
 def predict_tensor(
     model: torch.nn.Module, card: dict[str, Any], images: torch.Tensor, batch_size: int = 256
@@ -109,7 +94,6 @@ def predict_paths(
     explain ("gradcam", "saliency" or "ig") also writes, per image, the image, its heat map for the
     top class and the top-k labels into explain_dir, and adds that picture's path as "explanation".
     """
-    from convtrain.data.formats.folder import decode_image
 
     if isinstance(paths, str | Path):
         paths = [paths]
@@ -191,8 +175,6 @@ def predict_split(
     """Top-k predictions for images of the run's dataset picked by position, with their true labels:
     the tutorials' "predict test image 0". [{path: 'test[0]', labels, probabilities, true}, ...].
     explain, layer, explain_dir: heat-map pictures, as for predict_paths."""
-    from convtrain.data.formats.folder import decode_image
-    from convtrain.evaluation import load_run_data, measured_split, pick_split
 
     if topk < 1:
         raise ConfigError(f"topk must be at least 1, got {topk}")
@@ -231,14 +213,11 @@ def _check_explain(explain: str | None, layer: str | None) -> None:
     if layer is not None and explain is None:
         raise ConfigError("--layer picks the layer of --explain gradcam; add --explain gradcam")
     if explain is not None:
-        from convtrain.explain import check_method
-
         check_method(explain, layer)
 
 
 def _add_explanations(results, model, card, images, probs, method, layer, folder, topk, taken=None) -> None:
     """Write each image's heat-map picture into folder and note its path in its result."""
-    from convtrain.explain import write_prediction_pictures
 
     truths = [r["true"] for r in results] if results and "true" in results[0] else None
     names = [r["path"] for r in results]

@@ -61,6 +61,10 @@ def fit(
     job = prepare_job(config, timings=timings)
     try:
         return _fit(job, on_epoch)
+    except torch.cuda.OutOfMemoryError:  # the resolved batch size, not the config's (maybe unset) one
+        raise ConvtrainError(
+            f"out of GPU memory at batch size {job.config.batch_size}; lower --batch-size or use --batch-size auto"
+        ) from None
     finally:
         job.close()
         distributed.stop()

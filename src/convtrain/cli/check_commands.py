@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 
+from convtrain.datacheck import check
 from convtrain.datacheck.duplicates import NEAR_THRESHOLD
+from convtrain.datacheck.fixsplit import check_can_fix, write_fixed_split
 from convtrain.datacheck.labels import METHODS, RANKINGS
 
 
@@ -56,8 +58,6 @@ def add_data_check(data: argparse._SubParsersAction) -> None:
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
-    from convtrain.datacheck import check
-    from convtrain.datacheck.fixsplit import check_can_fix, write_fixed_split
 
     if args.fix_split:
         check_can_fix(args.name)  # before the long part

@@ -14,6 +14,14 @@ import warnings
 
 from convtrain.cli.check_commands import add_data_check
 from convtrain.cli.commands import Add
+from convtrain.data.disk_cache import cache_root, clear_cache, describe_cache
+from convtrain.data.info import dataset_info, format_info
+from convtrain.data.registry import load_dataset, resolve_data_dir
+from convtrain.data.show import save_batch_grid
+from convtrain.models import build_model
+from convtrain.models.external import available
+from convtrain.models.summary import format_model_table, model_table, summarize
+from convtrain.recipes import format_recipes
 
 
 def register(command: Add) -> None:
@@ -77,8 +85,6 @@ def register(command: Add) -> None:
 
 
 def cmd_data_info(args: argparse.Namespace) -> int:
-    from convtrain.data.info import dataset_info, format_info
-    from convtrain.data.registry import load_dataset
 
     with warnings.catch_warnings():  # the notes are part of the printed table
         if not args.json:
@@ -90,8 +96,6 @@ def cmd_data_info(args: argparse.Namespace) -> int:
 
 
 def cmd_data_cache(args: argparse.Namespace) -> int:
-    from convtrain.data.disk_cache import cache_root, clear_cache, describe_cache
-    from convtrain.data.registry import resolve_data_dir
 
     root = resolve_data_dir(args.data_dir)
     if args.clear:
@@ -108,8 +112,6 @@ def cmd_data_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_data_show(args: argparse.Namespace) -> int:
-    from convtrain.data.registry import load_dataset
-    from convtrain.data.show import save_batch_grid
 
     data = load_dataset(args.name, args.data_dir, download=not args.no_download, cache=not args.no_cache)
     out = args.out or f"{args.name.split(':')[0]}-batch.png"
@@ -119,15 +121,11 @@ def cmd_data_show(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from convtrain.models import build_model
-    from convtrain.models.summary import format_model_table, model_table, summarize
 
     if args.summary:
         model = build_model(args.summary, args.channels, args.classes, args.image_size)
         print(summarize(model, (args.channels, args.image_size, args.image_size)))
     elif args.source != "zoo":
-        from convtrain.models.external import available
-
         names = available(args.source, args.filter, pretrained=args.pretrained_only)
         print("\n".join(f"{args.source}:{name}" for name in names))
         print(f"{len(names)} {args.source} models match {args.filter!r}")
@@ -137,7 +135,6 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
-    from convtrain.recipes import format_recipes
 
     print(format_recipes())
     return 0

@@ -23,6 +23,11 @@ from typing import Any
 
 from convtrain.cli.commands import Add
 from convtrain.errors import ConfigError
+from convtrain.evaluation import evaluate
+from convtrain.export import export_run
+from convtrain.prediction import SkippedImageWarning, predict_paths, predict_split, write_predictions
+from convtrain.report.kernels import kernel_figure, parse_kernel, run_figures
+from convtrain.report.run_pictures import make_run_pictures
 
 WEIGHTS_HELP = (
     "best, last or a .pt file of the run (default: the weights its final test measured, test_weights)"
@@ -108,7 +113,6 @@ def register(command: Add) -> None:
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
-    from convtrain.evaluation import evaluate
 
     result = evaluate(
         args.run,
@@ -125,7 +129,6 @@ def evaluate_command(args: argparse.Namespace) -> int:
 
 
 def predict_command(args: argparse.Namespace) -> int:
-    from convtrain.prediction import predict_split, write_predictions
 
     table, pictures = _predict_outputs(args)
     if args.index is not None and args.paths:
@@ -188,7 +191,6 @@ def _images(count: int, split: str = "") -> str:
 
 def _predict_files(args: argparse.Namespace, pictures: Path | None) -> tuple[list[dict], int]:
     """Predictions for the files, folders and globs given, and how many were skipped (each named on stderr)."""
-    from convtrain.prediction import SkippedImageWarning, predict_paths
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SkippedImageWarning)
@@ -214,7 +216,6 @@ def _predict_files(args: argparse.Namespace, pictures: Path | None) -> tuple[lis
 
 
 def plot_command(args: argparse.Namespace) -> int:
-    from convtrain.report.run_pictures import make_run_pictures
 
     report = make_run_pictures(args.run)
     pictures = sorted((Path(args.run) / "plots").glob("*.png"))
@@ -225,7 +226,6 @@ def plot_command(args: argparse.Namespace) -> int:
 
 
 def kernels_command(args: argparse.Namespace) -> int:
-    from convtrain.report.kernels import kernel_figure, parse_kernel, run_figures
 
     if args.image is None and args.run is None:
         raise ConfigError("give an image file, --run RUN, or both (see convtrain kernels --help)")
@@ -247,7 +247,6 @@ def kernels_command(args: argparse.Namespace) -> int:
 
 
 def export_command(args: argparse.Namespace) -> int:
-    from convtrain.export import export_run
 
     result = export_run(args.run, args.format, args.out, which=args.weights)
     print(f"wrote {', '.join(result['files'])}")

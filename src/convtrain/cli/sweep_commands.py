@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 from convtrain.cli.commands import Add
+from convtrain.sweep.study import run_sweep
 
 
 def register(command: Add) -> None:
@@ -36,7 +37,6 @@ def register(command: Add) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from convtrain.sweep.study import run_sweep
 
     folder = run_sweep(
         args.space,

@@ -16,9 +16,14 @@ from dataclasses import fields
 
 from convtrain.cli.commands import Add
 from convtrain.config import GENERIC_TRAINING, TrainConfig, field_docs, read_yaml
-from convtrain.errors import ConfigError, ConvtrainError
+from convtrain.errors import ConfigError
+from convtrain.lrfind import lr_find
+from convtrain.recipes import load_recipe
 from convtrain.runs.folder import RunDir
+from convtrain.sweep.seeds import train_seeds
+from convtrain.system.distributed import launch
 from convtrain.system.timings import format_timings, seconds_since_process_start
+from convtrain.training import fit
 
 
 def register(command: Add) -> None:
@@ -80,8 +85,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         values.update(read_yaml(saved))
         values["out"] = given["resume"]
     elif given.get("recipe"):
-        from convtrain.recipes import load_recipe
-
         values.update(load_recipe(given["recipe"]))
         values["recipe"] = given["recipe"]
     if args.config:
@@ -97,24 +100,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError(
                 "--seeds runs one process per seed; drop --nproc (or train each seed with --seed N)"
             )
-        from convtrain.sweep.seeds import train_seeds
 
         train_seeds(config, args.seeds, args.jobs)
         return 0
     if config.nproc > 1 and "LOCAL_RANK" not in os.environ:
-        from convtrain.system.distributed import launch
-
         return launch(config.nproc, _argv_without_nproc(sys.argv[1:]))
-    import torch
-
-    from convtrain.training import fit
-
-    try:
-        run = fit(config, startup_seconds=seconds_since_process_start())
-    except torch.cuda.OutOfMemoryError:
-        raise ConvtrainError(
-            f"out of GPU memory at batch size {config.batch_size}; lower --batch-size or use --batch-size auto"
-        ) from None
+    run = fit(config, startup_seconds=seconds_since_process_start())  # out of GPU memory: a ConvtrainError
     if "timings" in run.results:
         print(format_timings(run.results["timings"]), flush=True)
     return 130 if run.results.get("interrupted") else 0
@@ -133,7 +124,6 @@ def _argv_without_nproc(argv: list[str]) -> list[str]:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from convtrain.lrfind import lr_find
 
     result = lr_find(config_from_args(args), start=args.start, end=args.end, steps=args.steps, out=args.plot)
     print(f"suggested lr: {result['suggested_lr']:.3g}  (plot: {result['plot']})")

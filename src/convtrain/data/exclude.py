@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from convtrain.data.dataset import ImageData
+from convtrain.data.registry import load_dataset
 from convtrain.errors import ConfigError
 
 
@@ -52,7 +53,6 @@ def read_exclusions(path: str | Path) -> tuple[set[int], set[str]]:
 
 
 def _indices_of_paths(data: ImageData, paths: set[str], source: Path) -> set[int]:
-    from convtrain.data.registry import load_dataset
 
     if not data.source.startswith("folder:"):
         raise ConfigError(

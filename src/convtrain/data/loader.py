@@ -28,6 +28,7 @@ import torch
 
 from convtrain.data.augment import Augment
 from convtrain.data.dataset import Split
+from convtrain.data.formats.folder import decode_image
 from convtrain.data.pixels import scale_and_shift
 from convtrain.errors import ConfigError, ConvtrainError
 
@@ -172,7 +173,6 @@ class _SampleSource(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         if self.images is not None:
             return self.images[i], self.labels[i], i
-        from convtrain.data.formats.folder import decode_image  # imported in the worker, on first use
 
         return decode_image(self.files[i], self.channels, self.image_size), self.labels[i], i
 

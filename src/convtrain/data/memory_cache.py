@@ -13,9 +13,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
-from convtrain.config import TrainConfig
 from convtrain.data.dataset import ImageData
+from convtrain.data.registry import load_dataset
+
+
+class DataOptions(Protocol):
+    """The options of a run that choose what is loaded (a TrainConfig has them all)."""
+
+    dataset: str
+    data_dir: str | None
+    image_size: int | None
+    channels: int | None
+    strict: bool
+    download: bool
+    loader: str
+    csv_columns: str | None
+    cache: bool
+
 
 _kept: dict[tuple, ImageData] | None = None  # None: not keeping (the default)
 
@@ -32,10 +48,8 @@ def keep_datasets() -> Iterator[None]:
         _kept = outer
 
 
-def load_data(config: TrainConfig) -> ImageData:
+def load_data(config: DataOptions) -> ImageData:
     """The config's dataset: from disk, or the copy kept by an enclosing keep_datasets()."""
-    from convtrain.data.registry import load_dataset
-
     key = (
         config.dataset,
         config.data_dir,

@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from convtrain.data.formats.folder import decode_image
+from convtrain.data.pixels import preprocess
 from convtrain.explain.attribution import explain
 from convtrain.explain.overlay import plot_explanation, plot_explanation_grid, prediction_colors
 
@@ -30,7 +32,6 @@ def heat_maps(
     layer: str | None = None,
 ) -> torch.Tensor:
     """Maps (N, S, S) in [0, 1] for uint8 images (N, C, S, S) of the card's size, for the classes in target (N,)."""
-    from convtrain.prediction import preprocess
 
     x = preprocess(card, images, next(model.parameters()).device)  # (N, C, S, S) as in training
     return explain(model, x, method, target=target, layer=layer)
@@ -137,7 +138,6 @@ def correct_sample(
 
 def split_pixels(split, indices: list[int], card: dict[str, Any]) -> torch.Tensor:
     """uint8 images (N, C, S, S) of a Split at indices, held in memory or decoded from its files."""
-    from convtrain.data.formats.folder import decode_image
 
     if split.images is not None:
         return split.images[indices]

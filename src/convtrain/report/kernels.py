@@ -20,8 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from convtrain.data.formats.folder import decode_image
+from convtrain.data.pixels import preprocess
 from convtrain.errors import ConfigError, ConvtrainError
-from convtrain.report.plots import new_figure, save_figure
+from convtrain.evaluation import load_run_data
+from convtrain.report.plots import new_figure, plot_tiles, save_figure, to_tiles
 from convtrain.runs.folder import RunDir
 
 _GAUSS = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0])  # binomial weights: a 5x5 Gaussian with sigma about 1
@@ -85,7 +88,6 @@ def pool2(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def load_gray(path: str | Path) -> torch.Tensor:
     """An image file as gray floats 0-1, (H, W), shrunk to at most MAX_SIDE pixels on its longer side."""
-    from convtrain.data.formats.folder import decode_image
 
     x = decode_image(path, channels=1).float()[None] / 255  # (1, 1, H, W)
     scale = MAX_SIDE / max(x.shape[-2:])
@@ -164,7 +166,6 @@ def conv_layers(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
 
 def filters_figure(model: nn.Module, out: str | Path, title: str = "") -> Path:
     """The first conv layer's filters as images: RGB when the input is RGB, gray otherwise."""
-    from convtrain.report.plots import plot_tiles
 
     layers = conv_layers(model)
     if not layers:
@@ -209,9 +210,6 @@ def feature_maps_figure(model: nn.Module, card: dict[str, Any], image: torch.Ten
     """One row per conv layer: the input, then its most active channels for that image."""
     from matplotlib import colormaps
 
-    from convtrain.prediction import preprocess
-    from convtrain.report.plots import plot_tiles, to_tiles
-
     device = next(model.parameters()).device
     maps, logits = feature_maps(model, preprocess(card, image, device))
     if not maps:
@@ -248,7 +246,6 @@ def run_figures(
     run: str | Path | RunDir, image_path: str | Path | None = None, out_dir: str | Path | None = None
 ) -> list[Path]:
     """filters.png and feature-maps.png of a run; the image is the file given, else the run's first test image."""
-    from convtrain.data.formats.folder import decode_image
 
     run = RunDir.of(run)
     model, card = run.load_model(None, "cpu")
@@ -265,7 +262,6 @@ def run_figures(
 
 
 def _first_dataset_image(run: RunDir) -> torch.Tensor | None:
-    from convtrain.evaluation import load_run_data
 
     try:
         data = load_run_data(run)

@@ -15,9 +15,22 @@ from pathlib import Path
 
 import torch
 
+from convtrain.data.augment import parse_augment
+from convtrain.data.loader import make_loader
 from convtrain.data.pixels import denormalize
 from convtrain.errors import ConvtrainError
-from convtrain.evaluation import Scored
+from convtrain.evaluation import Scored, load_run_data, pick_split, split_logits
+from convtrain.explain import ExplainError, check_method
+from convtrain.explain.pictures import report_sample, split_pixels, write_gallery
+from convtrain.metrics import metrics_from_logits
+from convtrain.report.kernels import conv_layers, filters_figure
+from convtrain.report.plots import (
+    plot_confusion,
+    plot_curves,
+    plot_image_grid,
+    plot_per_class,
+    plot_predictions,
+)
 from convtrain.report.run_page import Page, write_report
 from convtrain.runs.folder import RunDir
 from convtrain.system.runtime import pick_device
@@ -50,7 +63,6 @@ def make_run_pictures(
 
 
 def _curves(page: Page, plots: Path) -> None:
-    from convtrain.report.plots import plot_curves
 
     history = page.run.history
     if not history:
@@ -63,7 +75,6 @@ def _curves(page: Page, plots: Path) -> None:
 
 
 def _filters(page: Page, model: torch.nn.Module, plots: Path) -> None:
-    from convtrain.report.kernels import conv_layers, filters_figure
 
     if conv_layers(model):
         page.pictures["filters"] = filters_figure(model, plots / "filters.png")
@@ -79,7 +90,6 @@ def _evaluation(
         _batch(page, scored.data, plots)
     if scored is None:
         return
-    from convtrain.metrics import metrics_from_logits
 
     logits, labels, classes = scored.logits, scored.labels, list(page.card["classes"])
     result = {
@@ -98,7 +108,6 @@ def _evaluation(
 def _score(page: Page, model: torch.nn.Module, plots: Path, data_dir: str | None) -> Scored | None:
     """The run's dataset loaded (its batch picture drawn) and the model's logits on the test split,
     else the validation split; None, with a note on the page, when neither can be read."""
-    from convtrain.evaluation import load_run_data, pick_split, split_logits
 
     try:
         data = load_run_data(page.run, data_dir)
@@ -121,9 +130,6 @@ def _score(page: Page, model: torch.nn.Module, plots: Path, data_dir: str | None
 
 def _batch(page: Page, data, plots: Path) -> None:
     """The first training batch exactly as the loader serves it, augmentation included, turned back into pixels."""
-    from convtrain.data.augment import parse_augment
-    from convtrain.data.loader import make_loader
-    from convtrain.report.plots import plot_image_grid
 
     augment = page.config.get("augment", "none")
     count = min(GRID_IMAGES, len(data.train))
@@ -147,7 +153,6 @@ def _batch(page: Page, data, plots: Path) -> None:
 
 
 def _evaluation_pictures(page: Page, plots: Path, images, logits, labels, classes: list[str]) -> None:
-    from convtrain.report.plots import plot_confusion, plot_per_class, plot_predictions
 
     result, split = page.evaluation, page.evaluation["split"]
     probs = logits.softmax(1)  # (N, K)
@@ -190,11 +195,9 @@ def _evaluation_pictures(page: Page, plots: Path, images, logits, labels, classe
 def _explanations(page: Page, model: torch.nn.Module, plots: Path, split, logits, labels) -> None:
     """'What the network looks at': Grad-CAM of the predicted class on a fixed sample, right and wrong.
     Made only when Captum is installed; the page says so when it is not."""
-    from convtrain.explain import ExplainError, check_method
 
     try:
         check_method("gradcam")
-        from convtrain.explain.pictures import report_sample, split_pixels, write_gallery
 
         indices = report_sample(labels, logits.argmax(1), page.evaluation["top_losses"])
         page.pictures["explain"] = write_gallery(

@@ -35,6 +35,10 @@ from convtrain.checkpoint import load_checkpoint, save_checkpoint
 from convtrain.errors import CheckpointError, ConfigError
 from convtrain.files import write_json_atomic, write_text_atomic
 from convtrain.runs.lock import RunLock
+from convtrain.config import read_yaml
+from convtrain.config import TrainConfig
+from convtrain.models import build_model
+from convtrain.runs.notebook import run_html
 
 METRIC_COLUMNS = (
     "epoch",
@@ -177,7 +181,6 @@ class RunDir(Folder):
 
     def read_config(self) -> dict[str, Any]:
         """config.yaml as a dict of options (a run of an older convtrain may lack newer fields)."""
-        from convtrain.config import read_yaml
 
         self._require_folder()
         if not self.config_path.is_file():
@@ -190,7 +193,6 @@ class RunDir(Folder):
     def config(self):
         """The run's TrainConfig, as resolved and saved when it started."""
         if "config" not in self._loaded:
-            from convtrain.config import TrainConfig
 
             self._loaded["config"] = TrainConfig.from_dict(self.read_config(), source=str(self.config_path))
         return self._loaded["config"]
@@ -330,7 +332,6 @@ class RunDir(Folder):
         `which` is 'best', 'last' or a .pt path; None takes the weights the run's final test measured.
         With EMA the averaged weights are loaded: best.pt holds only those, last.pt both.
         """
-        from convtrain.models import build_model
 
         card = self.card
         which = which or self.tested_weights()
@@ -363,7 +364,6 @@ class RunDir(Folder):
 
     # ----- in a notebook -----
     def _repr_html_(self) -> str:
-        from convtrain.runs.notebook import run_html
 
         return run_html(self)
 

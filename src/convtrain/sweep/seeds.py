@@ -20,8 +20,10 @@ from convtrain.data.memory_cache import keep_datasets
 from convtrain.errors import ConfigError, ConvtrainError
 from convtrain.files import write_json_atomic, write_text_atomic
 from convtrain.sweep.folders import SeedsDir
+from convtrain.sweep.page import write_seeds_report
 from convtrain.sweep.stats import summarize
 from convtrain.sweep.workers import prefixed, start_workers, worker_device
+from convtrain.training import fit
 
 HEADLINE = ("test_acc", "test_loss", "training_seconds")
 SUMMARY_LINE = (
@@ -62,7 +64,6 @@ def train_seeds(config: TrainConfig, seeds: int = 5, jobs: int = 1) -> SeedsDir:
 
 
 def _train_one(config: TrainConfig, index: int) -> dict[str, Any]:
-    from convtrain.training import fit
 
     with prefixed(f"[seed {config.seed}] "):
         run = fit(worker_device(config, index))
@@ -143,7 +144,6 @@ def write_summary(folder: SeedsDir, results: list[dict[str, Any]]) -> dict[str, 
         ]
         lines.append(",".join([name, *(f"{c:.6g}" if isinstance(c, float) else str(c) for c in cells)]))
     write_text_atomic(folder.summary_csv_path, "\n".join(lines) + "\n")
-    from convtrain.sweep.page import write_seeds_report
 
     write_seeds_report(folder, summary)
     return summary

@@ -29,6 +29,7 @@ from typing import Any
 
 from convtrain.config import TrainConfig, field_names, read_yaml
 from convtrain.errors import ConfigError
+from convtrain.recipes import load_recipe
 
 KINDS = ("float", "log-float", "int", "categorical")
 OBJECTIVES = {"val_acc": "maximize", "val_loss": "minimize"}
@@ -184,8 +185,6 @@ def _base(values: dict[str, Any], source: str) -> dict[str, Any]:
     base = {str(k).replace("-", "_"): v for k, v in base.items()}
     recipe = values.get("recipe") or base.get("recipe")
     if recipe:
-        from convtrain.recipes import load_recipe
-
         base = {**load_recipe(recipe), **base, "recipe": recipe}
     unknown = sorted(set(base) - field_names())
     if unknown:

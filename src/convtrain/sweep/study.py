@@ -21,9 +21,10 @@ from typing import Any
 
 import yaml
 
+from convtrain.data.memory_cache import keep_datasets
 from convtrain.errors import ConfigError, ConvtrainError
 from convtrain.files import write_text_atomic
-from convtrain.runs.folder import numbered
+from convtrain.runs.folder import RunDir, numbered
 from convtrain.sweep.folders import SweepDir
 from convtrain.sweep.outputs import write_outputs
 from convtrain.sweep.space import SweepSpec, parse_spec, read_spec
@@ -117,8 +118,6 @@ def run_study(spec: SweepSpec, folder: SweepDir, storage_url: str, name: str, jo
     with ask_lock(storage_url):  # once per command, before its workers: no trial is retried twice
         recover_interrupted(study)
     if jobs == 1:
-        from convtrain.data.memory_cache import keep_datasets
-
         with keep_datasets():
             work(0, spec, folder, storage_url, name, study)
     else:
@@ -185,7 +184,6 @@ def _train_trial(spec: SweepSpec, trial, params: dict[str, Any], out: str, index
 
 
 def _remember_run(trial, out: str) -> None:
-    from convtrain.runs.folder import RunDir
 
     run = RunDir(out)
     history, results = run.history, run.results

@@ -1,0 +1,43 @@
+"""Resolve once: every option a TrainConfig leaves to convtrain ('auto', or unset for the model's own)
+becomes a value here, in a new config, and nothing downstream decides again.
+
+    config = resolve(config, device, data, train_images=len(train_split))
+
+What is resolved, and from what:
+- batch_size, lr, momentum, weight_decay, label_smoothing left unset: the model's own training
+  options, else the generic ones (adam/adamw: lr 1e-3) -- config.with_model_defaults;
+- precision 'auto': bf16 on a CUDA GPU that supports it, else fp32 (system/runtime.py);
+- image_size unset for a pretrained library network that takes one input size only: that size
+  (warm_start.input_size; the data step reads the images at it, so the data already has it);
+- batch_size 'auto': the largest batch a training step fits in GPU memory (system/batchsize.py),
+  probed on a fresh copy of the network; on the CPU a size that keeps the cores busy.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from convtrain.config import TrainConfig, with_model_defaults
+from convtrain.data.dataset import ImageData
+from convtrain.models import build_model
+from convtrain.system.batchsize import find_batch_size
+from convtrain.system.runtime import resolve_precision
+from convtrain.warm_start import input_size
+
+
+def resolve(config: TrainConfig, device: torch.device, data: ImageData, train_images: int) -> TrainConfig:
+    """The config with no 'auto' and no unset training option left (the caller's is not changed)."""
+    config = with_model_defaults(config)
+    config = config.replace(precision=resolve_precision(config.precision, device))
+    config = input_size(config)
+    if config.batch_size == "auto":
+        config = config.replace(batch_size=_probe_batch_size(config, device, data, train_images))
+        print(f"batch size auto: {config.batch_size}", flush=True)
+    return config
+
+
+def _probe_batch_size(config: TrainConfig, device: torch.device, data: ImageData, train_images: int) -> int:
+    if device.type != "cuda":  # no memory wall to probe: the network is not needed
+        return find_batch_size(None, data, device, config.precision, train_images)
+    probe = build_model(config.model, data.channels, data.num_classes, data.image_size).to(device)
+    return find_batch_size(probe, data, device, config.precision, train_images)

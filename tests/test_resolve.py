@@ -1,0 +1,49 @@
+"""Resolve once: resolve() fills every unset or 'auto' option, never changes the caller's config, and
+the job and its messages carry the resolved values (tiny synthetic data, CPU)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import convtrain.training as training
+from convtrain.config import GENERIC_TRAINING, TrainConfig
+from convtrain.data.registry import load_dataset
+from convtrain.errors import ConvtrainError
+from convtrain.models import own_training
+from convtrain.resolve import resolve
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tiny_npz):
+    return load_dataset(f"npz:{tiny_npz}")
+
+
+def test_resolve_fills_the_models_own_options_and_precision_and_leaves_the_callers_config(tiny_data):
+    given = TrainConfig(dataset="npz:x", model="fastnet-tiny", precision="auto")
+    resolved = resolve(given, torch.device("cpu"), tiny_data, train_images=400)
+    assert given.precision == "auto" and given.lr is None  # a new config; the caller's is unchanged
+    assert resolved.precision == "fp32"  # auto on a CPU
+    own = own_training("fastnet-tiny")
+    assert {name: getattr(resolved, name) for name in GENERIC_TRAINING} == {**GENERIC_TRAINING, **own}
+    assert resolve(resolved, torch.device("cpu"), tiny_data, 400) == resolved  # resolving twice changes nothing
+
+
+def test_batch_size_auto_on_the_cpu_is_capped_by_the_training_images(tiny_data, capsys):
+    config = TrainConfig(model="lenet5", batch_size="auto")
+    assert resolve(config, torch.device("cpu"), tiny_data, train_images=100).batch_size == 100
+    assert resolve(config, torch.device("cpu"), tiny_data, train_images=5000).batch_size == 256
+    assert "batch size auto: 256" in capsys.readouterr().out
+
+
+def test_out_of_gpu_memory_names_the_resolved_batch_size(tiny_npz, tmp_path, monkeypatch):
+    """--batch-size left to the model: the message gives the batch that ran out, never 'None'."""
+
+    def out_of_memory(job, on_epoch=None):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(training, "_fit", out_of_memory)
+    config = TrainConfig(dataset=f"npz:{tiny_npz}", model="fastnet-tiny", epochs=1, out=str(tmp_path / "run"))
+    assert config.batch_size is None
+    with pytest.raises(ConvtrainError, match=r"out of GPU memory at batch size 256;"):
+        training.fit(config.replace(quiet=True, plots=False))
