@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 import convtrain
-from convtrain.cli.parser import main
+from convtrain.cli.app import main
 
 
 def test_data_check_prints_one_line_per_check_and_writes_its_files(tiny_npz, tmp_path, capsys):

@@ -26,7 +26,9 @@ def test_resolve_fills_the_models_own_options_and_precision_and_leaves_the_calle
     assert resolved.precision == "fp32"  # auto on a CPU
     own = own_training("fastnet-tiny")
     assert {name: getattr(resolved, name) for name in GENERIC_TRAINING} == {**GENERIC_TRAINING, **own}
-    assert resolve(resolved, torch.device("cpu"), tiny_data, 400) == resolved  # resolving twice changes nothing
+    assert (
+        resolve(resolved, torch.device("cpu"), tiny_data, 400) == resolved
+    )  # resolving twice changes nothing
 
 
 def test_batch_size_auto_on_the_cpu_is_capped_by_the_training_images(tiny_data, capsys):

@@ -4,6 +4,6 @@ convtrain train --model lenet5 --epochs 5
 convtrain --help
 """
 
-from convtrain.cli.parser import build_parser, main
+from convtrain.cli.app import build_parser, main
 
 __all__ = ["build_parser", "main"]

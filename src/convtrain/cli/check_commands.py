@@ -19,7 +19,7 @@ from convtrain.datacheck.labels import METHODS, RANKINGS
 def add_data_check(data: argparse._SubParsersAction) -> None:
     help_text = "find broken files, duplicates and train/test leaks, label issues and small classes"
     sub = data.add_parser("check", help=help_text, description=help_text)
-    sub.set_defaults(handler=cmd_data_check)
+    sub.set_defaults(handler=data_check_command)
     sub.add_argument("name", help="mnist, fashion-mnist, cifar10, cifar100, folder:PATH or npz:PATH")
     sub.add_argument("--split", default="all", help="train, val, test or all (default)")
     sub.add_argument(
@@ -57,7 +57,7 @@ def add_data_check(data: argparse._SubParsersAction) -> None:
     )
 
 
-def cmd_data_check(args: argparse.Namespace) -> int:
+def data_check_command(args: argparse.Namespace) -> int:
 
     if args.fix_split:
         check_can_fix(args.name)  # before the long part

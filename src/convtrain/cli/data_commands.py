@@ -13,7 +13,7 @@ import json
 import warnings
 
 from convtrain.cli.check_commands import add_data_check
-from convtrain.cli.commands import Add
+from convtrain.cli.register import Add
 from convtrain.data.disk_cache import cache_root, clear_cache, describe_cache
 from convtrain.data.info import dataset_info, format_info
 from convtrain.data.registry import load_dataset, resolve_data_dir
@@ -29,8 +29,8 @@ def register(command: Add) -> None:
         dest="data_command", metavar="ACTION", required=True
     )
     for name, handler, help_text in (
-        ("info", cmd_data_info, "images per split and class, shape, mean/std"),
-        ("show", cmd_data_show, "a labelled grid of a training batch"),
+        ("info", data_info_command, "images per split and class, shape, mean/std"),
+        ("show", data_show_command, "a labelled grid of a training batch"),
     ):
         sub = data.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(handler=handler)
@@ -53,7 +53,7 @@ def register(command: Add) -> None:
     show.add_argument("--seed", type=int, default=0)
     cache_help = "where the decoded-image cache of folder and csv datasets is, and what it holds"
     cache = data.add_parser("cache", help=cache_help, description=cache_help)
-    cache.set_defaults(handler=cmd_data_cache)
+    cache.set_defaults(handler=data_cache_command)
     cache.add_argument("--clear", action="store_true", help="remove every cached dataset")
     cache.add_argument(
         "--data-dir", default=None, help="dataset root (default $CONVTRAIN_DATA or ~/.cache/convtrain)"
@@ -61,7 +61,7 @@ def register(command: Add) -> None:
 
     add_data_check(data)
 
-    models = command("models", cmd_models, "list the models with parameters and FLOPs per image")
+    models = command("models", models_command, "list the models with parameters and FLOPs per image")
     models.add_argument(
         "--summary", metavar="NAME", help="print one model's layers, output shapes and parameters"
     )
@@ -81,10 +81,10 @@ def register(command: Add) -> None:
         "--pretrained-only", action="store_true", help="only names with pretrained weights (--pretrained)"
     )
 
-    command("recipes", cmd_recipes, "list the packaged recipes (use with train --recipe NAME)")
+    command("recipes", recipes_command, "list the packaged recipes (use with train --recipe NAME)")
 
 
-def cmd_data_info(args: argparse.Namespace) -> int:
+def data_info_command(args: argparse.Namespace) -> int:
 
     with warnings.catch_warnings():  # the notes are part of the printed table
         if not args.json:
@@ -95,7 +95,7 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_data_cache(args: argparse.Namespace) -> int:
+def data_cache_command(args: argparse.Namespace) -> int:
 
     root = resolve_data_dir(args.data_dir)
     if args.clear:
@@ -111,7 +111,7 @@ def cmd_data_cache(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_data_show(args: argparse.Namespace) -> int:
+def data_show_command(args: argparse.Namespace) -> int:
 
     data = load_dataset(args.name, args.data_dir, download=not args.no_download, cache=not args.no_cache)
     out = args.out or f"{args.name.split(':')[0]}-batch.png"
@@ -120,7 +120,7 @@ def cmd_data_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_models(args: argparse.Namespace) -> int:
+def models_command(args: argparse.Namespace) -> int:
 
     if args.summary:
         model = build_model(args.summary, args.channels, args.classes, args.image_size)
@@ -134,7 +134,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_recipes(args: argparse.Namespace) -> int:
+def recipes_command(args: argparse.Namespace) -> int:
 
     print(format_recipes())
     return 0

@@ -21,7 +21,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from convtrain.cli.commands import Add
+from convtrain.cli.register import Add
 from convtrain.errors import ConfigError
 from convtrain.evaluation import evaluate
 from convtrain.export import export_run

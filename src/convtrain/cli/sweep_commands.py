@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import argparse
 
-from convtrain.cli.commands import Add
+from convtrain.cli.register import Add
 from convtrain.sweep.study import run_sweep
 
 
 def register(command: Add) -> None:
-    sweep = command("sweep", cmd_sweep, "search hyper-parameters with Optuna; one run folder per trial")
+    sweep = command("sweep", sweep_command, "search hyper-parameters with Optuna; one run folder per trial")
     sweep.add_argument("space", nargs="?", help="sweep file: base config, search space, sampler, pruner")
     sweep.add_argument(
         "--trials", type=int, help="trials the study should hold in all (default: the file's, else 20)"
@@ -36,7 +36,7 @@ def register(command: Add) -> None:
     )
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
+def sweep_command(args: argparse.Namespace) -> int:
 
     folder = run_sweep(
         args.space,

@@ -14,7 +14,7 @@ import os
 import sys
 from dataclasses import fields
 
-from convtrain.cli.commands import Add
+from convtrain.cli.register import Add
 from convtrain.config import GENERIC_TRAINING, TrainConfig, field_docs, read_yaml
 from convtrain.errors import ConfigError
 from convtrain.lrfind import lr_find
@@ -27,7 +27,7 @@ from convtrain.training import fit
 
 
 def register(command: Add) -> None:
-    train = command("train", cmd_train, "train a model; writes a run folder")
+    train = command("train", train_command, "train a model; writes a run folder")
     add_config_flags(train)
     train.add_argument(
         "--seeds",
@@ -41,7 +41,7 @@ def register(command: Add) -> None:
         default=1,
         help="with --seeds: worker processes (CPU threads split, or a GPU each)",
     )
-    lr = command("lr-find", cmd_lr_find, "learning-rate range test: plot loss against lr, suggest one")
+    lr = command("lr-find", lr_find_command, "learning-rate range test: plot loss against lr, suggest one")
     add_config_flags(lr)
     lr.add_argument("--start", type=float, default=1e-5, help="smallest lr tried")
     lr.add_argument("--end", type=float, default=10.0, help="largest lr tried")
@@ -93,7 +93,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig.from_dict(values, source=args.config or "options")
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def train_command(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if args.seeds > 1 or args.jobs > 1:
         if config.nproc > 1:
@@ -123,7 +123,7 @@ def _argv_without_nproc(argv: list[str]) -> list[str]:
     return out
 
 
-def cmd_lr_find(args: argparse.Namespace) -> int:
+def lr_find_command(args: argparse.Namespace) -> int:
 
     result = lr_find(config_from_args(args), start=args.start, end=args.end, steps=args.steps, out=args.plot)
     print(f"suggested lr: {result['suggested_lr']:.3g}  (plot: {result['plot']})")

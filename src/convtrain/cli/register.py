@@ -1,4 +1,5 @@
-"""What every command module shares: the `command(name, handler, help)` adder it registers with."""
+"""What each group of commands registers with: the `command(name, handler, help)` adder that
+cli/app.py hands to every group module (train, sweep, data, run commands)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The command table: each group of subcommands registers itself from its own module.
+"""The command table and the entry point: each group of subcommands registers itself from its own
+module (GROUPS); main() parses, runs the handler and turns errors into one line and an exit code.
 
     convtrain train --model lenet5 --epochs 5
     convtrain --help
