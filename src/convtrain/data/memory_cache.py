@@ -16,6 +16,7 @@ from contextlib import contextmanager
 
 from convtrain.config import TrainConfig
 from convtrain.data.dataset import ImageData
+from convtrain.data.registry import load_dataset
 
 _kept: dict[tuple, ImageData] | None = None  # None: not keeping (the default)
 
@@ -34,8 +35,6 @@ def keep_datasets() -> Iterator[None]:
 
 def load_data(config: TrainConfig) -> ImageData:
     """The config's dataset: from disk, or the copy kept by an enclosing keep_datasets()."""
-    from convtrain.data.registry import load_dataset
-
     key = (
         config.dataset,
         config.data_dir,
