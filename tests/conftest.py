@@ -1,8 +1,13 @@
-"""Shared fixtures: the real datasets beside the checkout, and tiny synthetic datasets for fast runs."""
+"""Shared fixtures: the real datasets beside the checkout, and tiny synthetic datasets for fast runs.
+
+The test session's environment is set in pytest_configure and put back in pytest_unconfigure, so
+that importing this file changes nothing and the session leaves no folder behind.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -12,15 +17,44 @@ import torch
 
 SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
-# The data folder of every test and every CLI run they start: caches (decoded images) go to a
-# temporary folder, never to the user's ~/.cache/convtrain.
-os.environ.setdefault("CONVTRAIN_DATA", tempfile.mkdtemp(prefix="convtrain-test-data-"))
+_STASH = pytest.StashKey[dict]()  # what pytest_configure changed, for pytest_unconfigure to put back
 
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    # `make test` runs one worker per core: one thread each, and for the CLI runs they start, keeps
-    # the workers from fighting over the cores.
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    torch.set_num_threads(1)
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The data folder of every test and of every CLI run they start: a temporary folder, so caches
+    (decoded images) never go to the user's ~/.cache/convtrain or $CONVTRAIN_DATA. Set in os.environ,
+    not by a fixture, so the subprocesses the tests start see it too.
+
+    Under xdist (`make test`: -n 2) the controller makes the folder before it starts the workers, which
+    inherit its environment and share the folder (and its cache); each worker runs on one thread."""
+    undo = {"environ": {}, "threads": torch.get_num_threads(), "folder": None}
+    config.stash[_STASH] = undo
+
+    def setenv(name: str, value: str) -> None:
+        undo["environ"].setdefault(name, os.environ.get(name))
+        os.environ[name] = value
+
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller has set CONVTRAIN_DATA
+        # one thread each keeps the two workers, and the CLI runs they start, from fighting over the cores
+        setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
+        torch.set_num_threads(1)
+    else:
+        undo["folder"] = tempfile.mkdtemp(prefix="convtrain-test-data-")
+        setenv("CONVTRAIN_DATA", undo["folder"])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    undo = config.stash.get(_STASH, None)
+    if undo is None:
+        return
+    for name, value in undo["environ"].items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    torch.set_num_threads(undo["threads"])
+    if undo["folder"]:  # the controller's, after its workers have stopped
+        shutil.rmtree(undo["folder"], ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -3,16 +3,13 @@
 .venv/bin/python -m pytest tests/test_loader.py -q
 """
 
-import sys
-import types
-
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from convtrain.data.augment import parse_augment
 from convtrain.data.dataset import ImageData, Split
+from convtrain.data.formats.folder import decode_image
 from convtrain.data.loader import DeviceLoader, StreamLoader, make_loader
 from convtrain.data.show import save_batch_grid
 from convtrain.errors import ConfigError, ImageError
@@ -131,25 +128,13 @@ def test_stream_loader_serves_the_device_loader_batches():
             assert torch.equal(xa, xb) and torch.equal(ya, yb)
 
 
-def _png_decoder(path, channels, image_size):
-    """A minimal reference decoder, used only while convtrain.data.formats.folder is not there yet."""
-    image = Image.open(path).convert("L" if channels == 1 else "RGB")
-    array = np.asarray(image).reshape(image.height, image.width, channels)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1)
-
-
-def test_stream_loader_reads_files_to_the_same_pixels(tmp_path, monkeypatch):
-    try:
-        import convtrain.data.formats.folder  # noqa: F401
-    except ImportError:
-        monkeypatch.setitem(
-            sys.modules, "convtrain.data.formats.folder", types.SimpleNamespace(decode_image=_png_decoder)
-        )
+def test_stream_loader_reads_files_to_the_same_pixels(tmp_path):
     split = _split(12)
     files = []
     for i, image in enumerate(split.images):
         files.append(tmp_path / f"{i}.png")
         Image.fromarray(image.permute(1, 2, 0).numpy()).save(files[-1])  # PNG is lossless
+    assert torch.equal(decode_image(files[0], 3, 8), split.images[0])  # the reader the stream workers call
     streamed = Split(labels=split.labels, files=files)
     data = ImageData("toy", [str(i) for i in range(12)], 3, 8, MEAN, STD, train=streamed)
     loader = make_loader(streamed, data, batch_size=5, device="cpu", train=False, workers=1)
@@ -184,8 +169,6 @@ def test_show_writes_a_png(tmp_path):
 
 @pytest.mark.parametrize("workers", [0, 1])
 def test_unreadable_file_in_a_worker_is_one_line_image_error(tmp_path, workers):
-    folder = pytest.importorskip("convtrain.data.formats.folder", reason="the folder reader is not there yet")
-    assert hasattr(folder, "decode_image")
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
     split = Split(labels=torch.tensor([0]), files=[bad])

@@ -147,15 +147,24 @@ def test_metrics_from_logits_on_a_small_hand_example():
     assert [t["index"] for t in result["top_losses"]] == [2, 4]  # the two confidently wrong rows
 
 
+def copy_run(run: Path, tmp_path: Path) -> Path:
+    """A copy of a shared run folder for a test that writes into it: the shared one stays as trained."""
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    return copy
+
+
 def test_val_split_uses_the_saved_indices_and_tta_matches_hand_views(tiny_run, tiny_npz, tmp_path):
-    result = evaluate_run(tiny_run, split="val", device="cpu")
-    val_idx = json.loads((tiny_run / "split.json").read_text())["val"]
+    run = copy_run(tiny_run, tmp_path)  # evaluate writes evaluation_val.json into the folder
+    result = evaluate_run(run, split="val", device="cpu")
+    val_idx = json.loads((run / "split.json").read_text())["val"]
     arrays = np.load(tiny_npz)
     y_val = arrays["y_train"][val_idx]
     assert [row["support"] for row in result["per_class"]] == np.bincount(y_val, minlength=4).tolist()
-    assert (tiny_run / "evaluation_val.json").is_file()
+    assert (run / "evaluation_val.json").is_file()
+    assert not (tiny_run / "evaluation_val.json").exists()
 
-    model, card = RunDir(tiny_run).load_model()
+    model, card = RunDir(run).load_model()
     x = torch.from_numpy(arrays["x_test"]).permute(0, 3, 1, 2).float()  # (N, 1, 28, 28)
     x = (x / 255 - card["mean"][0]) / card["std"][0]
     right = torch.cat([x[..., :, :1], x[..., :, :-1]], dim=3)  # shifted one pixel right, edge repeated
@@ -168,16 +177,14 @@ def test_val_split_uses_the_saved_indices_and_tta_matches_hand_views(tiny_run, t
         return float(torch.nn.functional.cross_entropy(mean_log_probs, y))
 
     # trained without flips: the shifts only; a mirror image would be a shape the model never saw
-    tta = evaluate_run(tiny_run, split="test", tta=True, device="cpu", write=False)
+    tta = evaluate_run(run, split="test", tta=True, device="cpu", write=False)
     assert tta["loss"] == pytest.approx(tta_loss([x, right, down]), rel=1e-4)
     assert tta["loss"] != pytest.approx(tta_loss([x, x.flip(3), right, down]), rel=1e-4)
     # the same weights recorded as trained with flips: the mirror joins the views
-    flipped = tmp_path / "flipped"
-    shutil.copytree(tiny_run, flipped)
-    config = (flipped / "config.yaml").read_text()
+    config = (run / "config.yaml").read_text()
     assert "augment: none" in config
-    (flipped / "config.yaml").write_text(config.replace("augment: none", "augment: flip"))
-    tta = evaluate_run(flipped, split="test", tta=True, device="cpu", write=False)
+    (run / "config.yaml").write_text(config.replace("augment: none", "augment: flip"))
+    tta = evaluate_run(run, split="test", tta=True, device="cpu", write=False)
     assert tta["loss"] == pytest.approx(tta_loss([x, x.flip(3), right, down]), rel=1e-4)
 
 
@@ -189,12 +196,6 @@ def test_convtrain_evaluate_stays_the_function_after_training(tiny_run):
 
 
 # ----- bad run folders: one clear line, exit code 2 -----
-
-
-def copy_run(run: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "copy"
-    shutil.copytree(run, copy)
-    return copy
 
 
 @pytest.mark.parametrize("missing", ["model.json", "config.yaml", "best.pt"])

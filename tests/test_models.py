@@ -10,9 +10,16 @@ import pytest
 import torch
 import torch.nn as nn
 
-import convtrain.models as models
 from convtrain.errors import ConfigError
-from convtrain.models import build_model, init_weights, model_description, model_min_size, model_names
+from convtrain.models import (
+    build_model,
+    init_weights,
+    model_description,
+    model_min_size,
+    model_names,
+    register_model,
+    registered_model,
+)
 from convtrain.models.summary import count_flops, count_parameters, format_model_table, model_table, summarize
 
 SIZES = [(1, 28), (3, 32), (3, 64)]  # (channels, image side)
@@ -207,16 +214,19 @@ def test_unknown_model_lists_the_valid_names():
         model_description("lenet7")
 
 
-def test_a_new_family_registers_through_the_decorator(monkeypatch):
-    monkeypatch.setattr(models.registry, "_REGISTRY", dict(models.registry._registry()))
+def toy(in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * image_size**2, num_classes))
 
-    @models.register_model("toy-net", "a linear probe", min_size=20)
-    def toy(in_channels: int, num_classes: int, image_size: int) -> nn.Module:
-        return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * image_size**2, num_classes))
 
-    assert "toy-net" in model_names() and model_description("toy-net") == "a linear probe"
-    assert build_model("toy-net", 1, 4, 20)(torch.zeros(3, 1, 20, 20)).shape == (3, 4)
-    with pytest.raises(ConfigError, match="at least 20x20"):
-        build_model("toy-net", 1, 4, 16)
-    with pytest.raises(ValueError, match="registered twice"):
-        models.register_model("toy-net", "another")(lambda c, n, s: nn.Identity())
+def test_a_new_family_registers_through_the_decorator():
+    with registered_model("toy-net", toy, "a linear probe", min_size=20):
+        assert "toy-net" in model_names() and model_description("toy-net") == "a linear probe"
+        assert build_model("toy-net", 1, 4, 20)(torch.zeros(3, 1, 20, 20)).shape == (3, 4)
+        with pytest.raises(ConfigError, match="at least 20x20"):
+            build_model("toy-net", 1, 4, 16)
+        with pytest.raises(ValueError, match="registered twice"):
+            register_model("toy-net", "another")(lambda c, n, s: nn.Identity())
+    assert "toy-net" not in model_names()  # gone with the block
+    with pytest.raises(ValueError, match="registered twice"), registered_model("lenet5", toy):
+        pass  # a zoo model's name is refused, and the zoo model stays
+    assert model_description("lenet5") != ""

@@ -7,7 +7,9 @@ import json
 import math
 
 import pytest
+import torch
 
+import convtrain.data.memory_cache as memory_cache
 from convtrain.config import TrainConfig
 from convtrain.sweep import train_seeds
 from convtrain.sweep.stats import summarize, t_quantile
@@ -34,12 +36,8 @@ def deterministic(summary: dict) -> dict:
 
 
 def test_seeds_give_the_same_summary_twice_in_one_process_and_in_two(tiny_npz, tmp_path, monkeypatch):
-    import torch
-
-    import convtrain.data.memory_cache as memory_cache
-
     loads = []
-    real_load = memory_cache.load_dataset
+    real_load = memory_cache.load_dataset  # the name load_data calls: patched where it is looked up
     monkeypatch.setattr(memory_cache, "load_dataset", lambda *a, **k: loads.append(a) or real_load(*a, **k))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each of the two workers below has: float sums then match bit for bit

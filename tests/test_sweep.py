@@ -1,13 +1,18 @@
-"""Sweeps on real Optuna storage: two worker processes on one SQLite study and on one journal file, a
-worker killed in mid-trial and resumed, pruning, and bad sweep files refused before any trial."""
+"""Sweeps on real Optuna storage: two worker processes on one SQLite study, on one journal file and on
+a PostgreSQL server started by the test, a worker killed in mid-trial and resumed, pruning, and bad
+sweep files refused before any trial."""
 
 from __future__ import annotations
 
+import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +20,8 @@ import yaml
 
 from convtrain.cli import main
 from convtrain.config import TrainConfig, read_yaml
+from convtrain.sweep.folders import SweepDir
+from convtrain.sweep.outputs import write_outputs
 
 optuna = pytest.importorskip("optuna")
 
@@ -58,9 +65,17 @@ def load(folder: Path):
     return optuna.load_study(study_name=saved["study"], storage=open_storage(saved["storage"]))
 
 
-def check_six_trials_once(folder: Path, study) -> None:
+def check_six_trials_once(folder: Path, study, surplus_allowed: bool = False) -> list:
+    """Six trials, each trained once to the end into its own folder, by both workers; returns them.
+
+    With a database server there is no file lock around the ask, so a trial asked in the same instant
+    as the sixth is told FAIL as surplus before it trains (study._next_trial): allowed only there."""
     trials = study.trials
-    assert [t.state.name for t in trials] == ["COMPLETE"] * 6, [t.state.name for t in trials]
+    if surplus_allowed:
+        surplus = [t for t in trials if t.user_attrs.get("surplus")]
+        assert all(t.state.name == "FAIL" and "run" not in t.user_attrs for t in surplus), surplus
+        trials = [t for t in trials if not t.user_attrs.get("surplus")]
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 6, [t.state.name for t in study.trials]
     workers = {t.user_attrs["pid"] for t in trials}
     assert len(workers) == 2, "both workers should have trained trials"
     for t in trials:  # every trial trained once, into its own folder, to the end
@@ -69,6 +84,9 @@ def check_six_trials_once(folder: Path, study) -> None:
         assert len((run / "metrics.csv").read_text().splitlines()) == 2  # header + one epoch
         assert (run / "results.json").is_file()
     assert len({tuple(sorted(t.params.items())) for t in trials}) == 6
+    folders = sorted(p.name for p in (folder / "trials").iterdir())
+    assert folders == [f"trial-{t.number:04d}" for t in trials]  # no folder of a trial that did not train
+    return trials
 
 
 def two_workers(tmp_path: Path, tiny_npz: Path, storage: list[str]) -> Path:
@@ -107,11 +125,44 @@ def test_two_workers_share_one_journal_file(tiny_npz, tmp_path):
     check_six_trials_once(folder, load(folder))
 
 
-def test_two_workers_share_one_postgresql_study():
-    pytest.skip(
-        "PostgreSQL: no server here (apt's postgresql is not installed and the suite does not start system "
-        "services); the SQLite and journal tests cover the shared-study path, RDBStorage is the same code"
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL 16 server of the test's own, from the pgserver wheel: initdb in a new temporary
+    folder, the server on a Unix socket there (no TCP port), stopped and the folder deleted afterwards.
+
+    PostgreSQL refuses to run as root. Run as root (CI, containers), pgserver runs initdb and the server
+    as a system user `pgserver`, which it adds once with `useradd` (no network, no prompt), and gives
+    that user read and traverse rights on the folders above its data folder: hence a folder of its own
+    under the temporary directory rather than pytest's tmp_path, whose parents stay private."""
+    pgserver = pytest.importorskip(
+        "pgserver", reason="the PostgreSQL test server is not installed: pip install 'convtrain[postgres]'"
     )
+    data = tempfile.mkdtemp(prefix="convtrain-postgres-")
+    try:
+        with pgserver.get_server(data, cleanup_mode="delete") as server:
+            # postgresql+psycopg2: SQLAlchemy 2.1's plain postgresql:// means psycopg 3, not the extra's driver
+            yield server.get_uri().replace("postgresql://", "postgresql+psycopg2://", 1)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)  # when the server did not start, pgserver leaves it
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_postgresql_study(tiny_npz, tmp_path, postgres_url):
+    folder = two_workers(tmp_path, tiny_npz, ["--storage", postgres_url, "--study", "shared"])
+    assert not (folder / "study.db").exists()
+    saved = yaml.safe_load((folder / "sweep.yaml").read_text())
+    assert saved["storage"] == postgres_url and saved["study"] == "shared"  # --resume finds the server
+    study = load(folder)
+    trials = check_six_trials_once(folder, study, surplus_allowed=True)
+
+    # The outputs, made again from the study now that both workers are done: each worker writes them
+    # as it stops, so the first to stop may have read the study while the other's last trial ran.
+    write_outputs(SweepDir(folder))
+    rows = list(csv.DictReader((folder / "trials.csv").read_text().splitlines()))
+    assert [(int(r["number"]), r["state"]) for r in rows] == [(t.number, "COMPLETE") for t in trials]
+    best = TrainConfig.from_dict(read_yaml(folder / "best.yaml"))
+    assert study.best_trial.number in [t.number for t in trials]
+    assert best.lr == pytest.approx(study.best_trial.params["lr"])
 
 
 @pytest.mark.slow

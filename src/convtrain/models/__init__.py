@@ -22,6 +22,7 @@ from convtrain.models.registry import (
     model_names,
     own_training,
     register_model,
+    registered_model,
 )
 
 __all__ = [
@@ -35,4 +36,5 @@ __all__ = [
     "model_names",
     "own_training",
     "register_model",
+    "registered_model",
 ]

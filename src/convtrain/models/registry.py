@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,28 @@ def register_model(
         return fn
 
     return add
+
+
+@contextmanager
+def registered_model(
+    name: str,
+    builder: Builder,
+    description: str = "",
+    min_size: int = 16,
+    training: Mapping[str, Any] | None = None,
+) -> Iterator[Builder]:
+    """`builder` registered under `name` for the length of the block, and removed on leaving it, for a
+    throwaway model in a test or a notebook. The same checks as register_model (a taken name is refused).
+
+        with registered_model("toy-net", build_toy, "a linear probe", min_size=20):
+            build_model("toy-net", 1, 4, 20)
+    """
+    _registry()  # the families first, so a name that one of them holds is refused here, not later
+    register_model(name, description, min_size, training)(builder)
+    try:
+        yield builder
+    finally:
+        del _REGISTRY[name]
 
 
 def _registry() -> dict[str, ModelEntry]:
