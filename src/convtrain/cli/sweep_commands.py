@@ -26,7 +26,7 @@ def register(command: Add) -> None:
     )
     sweep.add_argument(
         "--storage",
-        help="Optuna storage shared by workers: a database URL (postgresql://..., sqlite:///x.db) or "
+        help="Optuna storage shared by workers: a database URL (postgresql+psycopg2://..., sqlite:///x.db) or "
         "journal:PATH (a file on a shared file system); default: study.db in the sweep folder",
     )
     sweep.add_argument("--study", help="study name (default: the sweep file's name)")

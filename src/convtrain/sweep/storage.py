@@ -2,7 +2,7 @@
 study opened with its sampler and pruner, and the lock that keeps workers from over-asking.
 
     convtrain sweep space.yaml                                          # sqlite:///<folder>/study.db
-    convtrain sweep space.yaml --storage postgresql://user@db/sweeps --study lenet
+    convtrain sweep space.yaml --storage postgresql+psycopg2://user@db/sweeps --study lenet
     convtrain sweep space.yaml --storage journal:/shared/lenet.journal --study lenet
 
 A study remembers the space it was made for (a fingerprint in its user attributes), so a worker

@@ -1,8 +1,8 @@
 """A sweep: Optuna's study in a storage, worker loops that train one trial at a time, and the outputs.
 
     convtrain sweep space.yaml --trials 20 --jobs 2
-    convtrain sweep space.yaml --storage postgresql://user@db/sweeps --study lenet   # on every machine
-    convtrain sweep --resume sweeps/space                                            # after a crash
+    convtrain sweep space.yaml --storage postgresql+psycopg2://user@db/sweeps --study lenet  # each machine
+    convtrain sweep --resume sweeps/space                                                    # after a crash
 
 A trial is an ordinary run folder (trials/trial-NNNN). The loop is Optuna's ask/tell: a worker asks
 for a trial only while finished + running trials are fewer than the target, so any number of
