@@ -128,8 +128,7 @@ def prepare_job(config: TrainConfig, record: bool = True, timings: Timings | Non
     rank, local_rank, world_size = distributed.world()
     device = pick_device(config.device)
     if world_size > 1 and device.type == "cuda":
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
+        device = distributed.cuda_device_of(local_rank)  # refused in one line if this machine lacks it
     config = with_model_defaults(config)  # batch size, lr, ... the config leaves to the model
     config = config.replace(precision=resolve_precision(config.precision, device))
     check_precision(config.precision, device)
@@ -216,10 +215,10 @@ def _build(
     timings.add("model", time.perf_counter() - model_started)
 
     if config.batch_size == "auto":
-        config = config.replace(
-            batch_size=find_batch_size(model, data, device, config.precision, len(train_split))
-        )
-        print(f"batch size auto: {config.batch_size}", flush=True)
+        own_batch = with_model_defaults(config.replace(batch_size=None)).batch_size
+        size, why = find_batch_size(model, data, device, config.precision, len(train_split), own_batch)
+        config = config.replace(batch_size=size)
+        print(f"batch size auto: {size} ({why})", flush=True)
     if config.batch_size % world_size:
         raise ConfigError(f"batch_size {config.batch_size} must divide evenly over {world_size} processes")
 
