@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import convtrain
-from benchmarks.common import SHARED_DATASETS, devices, no_device_line, quiet, scratch_dir, table
+from benchmarks.common import SHARED_DATASETS, SIZES, devices, no_device_line, quiet, scratch_dir, table
 from convtrain.recipes import load_recipe
 
 # (dataset folder, target accuracy, recipe, overrides, seeds in a full run)
@@ -40,6 +40,8 @@ def one_run(recipe: str, overrides: dict[str, Any], seed: int, device: str, out:
         "out": str(out / f"run-{time.perf_counter_ns()}"),
     }
     options |= overrides
+    if SIZES["tiny"]:  # checking that the pass runs: one short epoch, no accuracy to speak of
+        options |= {"epochs": 1, "limit_train": 2048}
     if device == "cpu":  # what the recipes' notes say to pass on a CPU
         options |= {"precision": "fp32", "compile": False}
     started = time.perf_counter()

@@ -51,6 +51,7 @@ def machine() -> dict[str, str]:
 
 
 DEVICE_CHOICE = {"which": "all"}  # set by run.py's --device: all, cpu or cuda
+SIZES = {"tiny": False}  # run.py's --tiny: the smallest sizes, to check that a pass runs (not to measure)
 
 
 def devices() -> list[str]:

@@ -1,26 +1,117 @@
 #!/usr/bin/env bash
-# One batched pass over everything that needs a GPU: the gpu-marked tests, then the GPU benchmarks
-# (zoo throughput, cifar10-fast vs airbench94, tutorial loop and time to accuracy on CUDA).
-# Writes its logs and tables under $OUT (default benchmarks/results/gpu-pass). It installs nothing:
-# it expects torch, pytest, matplotlib, pyyaml and tqdm to be there, as on a CUDA machine with a
-# PyTorch image, and reads convtrain from src/.
+# The GPU pass: everything that needs a GPU, in sections that each write their results under $OUT as
+# soon as they finish, so a pass cut short by its time limit still leaves every finished section.
 #
-#   bash benchmarks/gpu_pass.sh                       # on a GPU machine, from the repository root
-#   bash benchmarks/gpu_pass.sh --quick               # smaller sizes, a smoke pass
+#   bash benchmarks/gpu_pass.sh --quick            # at most 6 minutes: the order to run first
+#   bash benchmarks/gpu_pass.sh                    # everything, full sizes (several 10-minute windows)
+#   bash benchmarks/gpu_pass.sh --only zoo,ddp     # some sections
+#   bash benchmarks/gpu_pass.sh --quick --device cpu --tiny   # on a CPU: checks the pass runs, and its length
 #
-# The airbench94 comparison needs its public script at external/airbench94.py (git-ignored; see
-# benchmarks/gpu.py); without it that table says it was skipped and the rest still runs.
+# Sections, in order (each under `timeout` with its own budget; --quick budgets add up to 345 s):
+#   machine     GPU, driver, torch and CUDA versions
+#   tests       the gpu-marked tests (tests/test_gpu.py and others); wheels/ extras installed first if present
+#   zoo_subset  zoo throughput for fastnet-tiny, resnet9 and lenet5 (fp32, bf16 + channels_last, + compile)
+#   airbench    cifar10-fast against the public airbench94 script (needs external/airbench94.py)
+#   mnist       time to accuracy on real MNIST with the fast recipes (needs the datasets beside the checkout)
+#   tutorial    against the classic tutorial DataLoader loop
+#   ddp         --nproc over every GPU, or on one GPU the one-line refusal of a second process
+#   zoo         the whole zoo (full pass only)
+# Each writes $OUT/<section>.log (everything printed) and, for benchmarks, $OUT/<section>.md (its
+# table, with the measurement convention beside it); $OUT/sections.txt gets one line per section:
+# name, exit status, seconds. What to carry: external/ (airbench), the real datasets
+# (../shared/datasets or $CONVTRAIN_DATA), and wheels/ with Captum and Optuna wheels for the
+# explain and sweep GPU tests (otherwise those skip, and the log says so).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-benchmarks/results/gpu-pass}"
 mkdir -p "$OUT"
 export PYTHONPATH="src:.${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+PYTHON="${PYTHON:-python3}"
 
-python3 - <<'EOF' | tee "$OUT/machine.txt"
-import torch
-print("torch", torch.__version__, "cuda", torch.version.cuda)
-print("gpu", torch.cuda.get_device_name() if torch.cuda.is_available() else "none")
-EOF
-python3 -m pytest -q -p no:cacheprovider -m gpu tests 2>&1 | tee "$OUT/gpu-tests.log"
-python3 -m benchmarks.run "$@" --device cuda --only zoo,airbench,tutorial,accuracy 2>&1 | tee "$OUT/benchmarks.log"
-cp "$(ls -t benchmarks/results/*.md | head -1)" "$OUT/tables.md"
+QUICK="" TINY="" DEVICE="cuda" ONLY=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK="--quick" ;;
+    --tiny) TINY="--tiny" ;;
+    --device) DEVICE="$2"; shift ;;
+    --only) ONLY="$2"; shift ;;
+    *) echo "gpu_pass.sh: unknown option $1 (use --quick, --tiny, --device cuda|cpu, --only a,b)" >&2; exit 2 ;;
+  esac
+  shift
+done
+if [ -n "$QUICK" ]; then
+  SECTIONS="machine tests zoo_subset airbench mnist tutorial ddp"
+else
+  SECTIONS="machine tests zoo_subset airbench mnist tutorial ddp zoo"
+fi
+[ -n "$ONLY" ] && SECTIONS="${ONLY//,/ }"
+export OUT PYTHON QUICK TINY DEVICE
+
+# seconds each section may take: --quick first, then the full pass
+budget() {
+  case "$1" in
+    machine) echo 30 ;;
+    tests) [ -n "$QUICK" ] && echo 90 || echo 600 ;;
+    zoo_subset) [ -n "$QUICK" ] && echo 60 || echo 300 ;;
+    airbench) [ -n "$QUICK" ] && echo 75 || echo 600 ;;
+    mnist) [ -n "$QUICK" ] && echo 30 || echo 600 ;;
+    tutorial) [ -n "$QUICK" ] && echo 30 || echo 600 ;;
+    ddp) echo 30 ;;
+    zoo) echo 1800 ;;
+  esac
+}
+
+bench() {  # one benchmarks.run name; its table goes to $OUT/<section>.md
+  local section="$1" name="$2" log="$OUT/$1.log"
+  "$PYTHON" -m benchmarks.run $QUICK $TINY --device "$DEVICE" --only "$name" 2>&1 | tee "$log"
+  local saved
+  saved="$(sed -n 's/^saved //p' "$log" | tail -1)"
+  [ -n "$saved" ] && cp "$saved" "$OUT/$section.md"
+}
+
+run_section() {
+  case "$1" in
+    machine)
+      { nvidia-smi 2>/dev/null || echo "no nvidia-smi"
+        "$PYTHON" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version()); print("gpu", torch.cuda.get_device_name() if torch.cuda.is_available() else "none")'
+      } 2>&1 | tee "$OUT/machine.log" ;;
+    tests)
+      if [ -d wheels ]; then "$PYTHON" -m pip install -q --no-index --find-links wheels captum optuna 2>&1 | tail -2; fi
+      "$PYTHON" -m pytest -q -p no:cacheprovider -m gpu -rs tests 2>&1 | tee "$OUT/tests.log" ;;
+    zoo_subset) bench zoo_subset zoo_subset ;;
+    airbench) bench airbench airbench ;;
+    mnist) bench mnist accuracy ;;
+    tutorial) bench tutorial tutorial ;;
+    zoo) bench zoo zoo ;;
+    ddp)
+      "$PYTHON" - "$DEVICE" <<'PYEOF' 2>&1 | tee "$OUT/ddp.log"
+import subprocess, sys, tempfile, numpy as np, torch
+device = sys.argv[1]
+gpus = torch.cuda.device_count() if device == "cuda" else 0
+nproc = gpus if gpus >= 2 else 2
+with tempfile.TemporaryDirectory() as tmp:
+    rng = np.random.default_rng(0)  # synthetic 28x28 digits-shaped data: no dataset to carry
+    x, y = rng.integers(0, 256, (4096, 28, 28), dtype=np.uint8), rng.integers(0, 10, 4096)
+    np.savez(f"{tmp}/d.npz", x_train=x, y_train=y, x_test=x[:512], y_test=y[:512])
+    base = [sys.executable, "-m", "convtrain", "train", "--dataset", f"npz:{tmp}/d.npz", "--model", "lenet5",
+            "--epochs", "1", "--batch-size", "256", "--no-plots", "--quiet", "--device", device]
+    done = subprocess.run([*base, "--nproc", str(nproc), "--out", f"{tmp}/run"], capture_output=True, text=True)
+    last = (done.stdout + done.stderr).strip().splitlines()[-3:]
+    print(f"--nproc {nproc} on {gpus} GPU(s), device {device}: exit {done.returncode}")
+    print("\n".join(last))
+    if device == "cuda" and gpus < 2:  # one GPU: the second process is refused in one line, not a traceback
+        print("expected: a one-line refusal (exit 1 from torchrun, rank 1's line above), no 'invalid device ordinal'")
+PYEOF
+      ;;
+    *) echo "unknown section $1" >&2; return 2 ;;
+  esac
+}
+
+echo "gpu pass: $SECTIONS ($([ -n "$QUICK" ] && echo quick || echo full), device $DEVICE) -> $OUT" | tee "$OUT/sections.txt"
+for section in $SECTIONS; do
+  started=$(date +%s)
+  # each section in its own shell under `timeout`, so one that hangs cannot take the rest of the window
+  timeout --kill-after=10 "$(budget "$section")" bash -c "$(declare -f budget bench run_section); run_section $section" \
+    && status=0 || status=$?
+  echo "$section exit $status $(( $(date +%s) - started ))s" | tee -a "$OUT/sections.txt"
+done

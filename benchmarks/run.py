@@ -9,7 +9,8 @@ Names: overhead (engine vs bare loop), tutorial (vs the classic DataLoader loop)
 test accuracy with the fast recipes), formats (NCHW vs channels_last on the CPU), peers (convtrain vs
 Lightning, the tutorial loop and a bare loop, as whole processes), cache (a PNG folder decoded vs
 loaded from the decoded-image cache), many_runs (a 20-trial sweep and 5 seeds against their training time), default_run (a bare
-`convtrain train` as whole processes, 3 seeds, plots included), zoo and airbench (GPU only: skipped with a line without CUDA).
+`convtrain train` as whole processes, 3 seeds, plots included), zoo_subset, zoo and airbench (GPU only: skipped with a line without CUDA, unless --device cpu asks
+for the zoo on the CPU).
 The saved file is named after the date and the benchmarks run; copy tables into BENCHMARKS.md.
 """
 
@@ -21,7 +22,7 @@ import sys
 import time
 
 from benchmarks import accuracy, cache, default_run, formats, gpu, many_runs, overhead, peers, tutorial
-from benchmarks.common import DEVICE_CHOICE, RESULTS, describe_machine
+from benchmarks.common import DEVICE_CHOICE, RESULTS, SIZES, describe_machine
 
 BENCHMARKS = {
     "overhead": overhead.run,
@@ -32,6 +33,7 @@ BENCHMARKS = {
     "peers": peers.run,
     "cache": cache.run,
     "many_runs": many_runs.run,
+    "zoo_subset": gpu.zoo_subset,
     "zoo": gpu.zoo,
     "airbench": gpu.airbench,
 }
@@ -40,6 +42,11 @@ BENCHMARKS = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes and one seed")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="with --quick: the smallest sizes, to check that a pass runs and how its parts add up, not to measure",
+    )
     parser.add_argument(
         "--threads",
         type=int,
@@ -68,9 +75,11 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     DEVICE_CHOICE["which"] = args.device
+    SIZES["tiny"] = args.tiny
     command = (
         "python -m benchmarks.run"
         + (" --quick" if args.quick else "")
+        + (" --tiny" if args.tiny else "")
         + (f" --device {args.device}" if args.device != "all" else "")
         + (f" --threads {args.threads}" if args.threads else "")
         + f" --only {','.join(names)}"

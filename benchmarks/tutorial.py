@@ -28,6 +28,7 @@ from torchvision import transforms
 
 from benchmarks.common import (
     REPO,
+    SIZES,
     convtrain_epoch_rate,
     devices,
     interleave,
@@ -110,12 +111,12 @@ def convtrain_rate(dataset: str, data_dir: Path, model: str, count: int, device:
 
 
 def run(quick: bool = False) -> str:
-    rounds = 2 if quick else 3
+    rounds = 1 if SIZES["tiny"] else 2 if quick else 3
     title = f"### Against the tutorial loop (fp32, batch {BATCH}, SGD momentum {MOMENTUM}, {rounds} interleaved rounds, medians)\n\n"
     if not devices():
         return title + no_device_line()
-    mnist_count = 6400 if quick else 60000
-    cifar_count = 1280 if quick else 5120
+    mnist_count = 640 if SIZES["tiny"] else 6400 if quick else 60000
+    cifar_count = 256 if SIZES["tiny"] else 1280 if quick else 5120
     rows = []
     with scratch_dir() as tmp:
         tmp = Path(tmp)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import convtrain
+from convtrain import training
 from convtrain.system.runtime import use_channels_last
 
 
@@ -25,7 +26,15 @@ def test_channels_last_auto(setting, device, precision, expected):
 
 
 @pytest.mark.parametrize("setting", ["auto", "off"])
-def test_training_on_the_cpu_follows_the_memory_format(tiny_npz, tmp_path, capsys, setting):
+def test_training_on_the_cpu_follows_the_memory_format(tiny_npz, tmp_path, capsys, monkeypatch, setting):
+    trained = []  # the network the loop trains (run.model is a plain CPU copy of its weights)
+    real_epoch = training.train_one_epoch
+
+    def epoch(job, *args, **kwargs):
+        trained.append(job.model)
+        return real_epoch(job, *args, **kwargs)
+
+    monkeypatch.setattr(training, "train_one_epoch", epoch)
     run = convtrain.train(
         dataset=f"npz:{tiny_npz}",
         model="lenet5",
@@ -36,7 +45,7 @@ def test_training_on_the_cpu_follows_the_memory_format(tiny_npz, tmp_path, capsy
         quiet=True,
         plots=False,
     )
-    second_conv = [m for m in run.model.modules() if isinstance(m, torch.nn.Conv2d)][
+    second_conv = [m for m in trained[0].modules() if isinstance(m, torch.nn.Conv2d)][
         1
     ].weight  # (16, 6, 5, 5)
     assert second_conv.is_contiguous(memory_format=torch.channels_last) is (setting == "auto")

@@ -244,6 +244,34 @@ def test_lr_find_suggests_a_value_and_writes_a_plot(tiny_npz, tmp_path, capsys):
     assert 1e-4 <= suggested <= 10
 
 
+def test_lr_find_steps_like_training_with_each_groups_own_rate(tiny_npz, tmp_path, monkeypatch):
+    # lr-find calls training's own step: the run's clipping and precision, and each group's own rate
+    # (the backbone at 0.1x the head with --backbone-lr-mult 0.1), scaled together by the sweep.
+    from convtrain import lrfind
+
+    seen = []
+    real_step = lrfind.train_step
+
+    def step(net, criterion, optimizer, scaler, x, y, precision, grad_clip=0.0):
+        seen.append((precision, grad_clip, sorted(g["lr"] for g in optimizer.param_groups)))
+        return real_step(net, criterion, optimizer, scaler, x, y, precision, grad_clip)
+
+    monkeypatch.setattr(lrfind, "train_step", step)
+    config = TrainConfig(
+        dataset=f"npz:{tiny_npz}",
+        model="lenet5",
+        batch_size=32,
+        backbone_lr_mult=0.1,
+        grad_clip=0.5,
+        quiet=True,
+    )
+    result = lrfind.lr_find(config, start=1e-4, end=1.0, steps=12, out=str(tmp_path / "lr.png"))
+    assert len(seen) == len(result["lrs"]) >= 10
+    for (precision, clip, (backbone, head)), lr in zip(seen, result["lrs"], strict=False):
+        assert precision == "fp32" and clip == 0.5
+        assert head == pytest.approx(lr) and backbone == pytest.approx(0.1 * lr)
+
+
 @pytest.mark.slow
 def test_default_run_reaches_99_percent_on_mnist(tmp_path):
     """The quick-start job itself: defaults, bundled MNIST, CPU."""

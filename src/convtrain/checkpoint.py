@@ -1,8 +1,10 @@
 """Checkpoints: atomic save and safe load of plain dicts of state_dicts and tensors.
 
 A checkpoint is a plain dict of state_dicts and tensors, written to a temporary file and renamed,
-so a crash never leaves a half-written best.pt or last.pt. Loading uses weights_only=True: a
-file that tries to unpickle code is refused, never executed.
+so a crash never leaves a half-written best.pt or last.pt. Ctrl-C waits while one is written
+(`interrupts_deferred`). Loading uses weights_only=True: a file that tries to unpickle code is
+refused, never executed; and it loads on the CPU, whatever device trains (`load_state_dict` puts each
+tensor where it belongs; torch's RNG state must stay a CPU tensor).
 
     ckpt = load_checkpoint("runs/mnist-fastnet-tiny/best.pt")
 """
@@ -10,6 +12,10 @@ file that tries to unpickle code is refused, never executed.
 from __future__ import annotations
 
 import pickle
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,7 +29,30 @@ from convtrain.system.runtime import rng_state, set_rng_state
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    atomic_write(path, lambda file: torch.save(state, file))
+    with interrupts_deferred():
+        atomic_write(path, lambda file: torch.save(state, file))
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) back while the body runs, then raise it as usual.
+
+    A KeyboardInterrupt inside torch.save leaves its zip writer half done, and the error that writer
+    raises on the way out ("unexpected pos") replaces the KeyboardInterrupt: a traceback and exit 1
+    instead of a clean stop. Only the main thread receives signals; elsewhere this does nothing.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield  # another thread, or SIGINT ignored / left to the OS: nothing to defer
+        return
+    caught: list[tuple[int, Any]] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append((signum, frame)))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        previous(*caught[0])  # Python's default handler raises KeyboardInterrupt here
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -156,6 +156,9 @@ class TrainConfig:
     """torch.compile the model."""
     seed: int = 0
     """Seeds the split, initialisation, shuffling, augmentation and dropout."""
+    deterministic: bool = False
+    """Bitwise-repeatable GPU runs and resumes: torch's deterministic algorithms, cuDNN benchmark off,
+    CUBLAS_WORKSPACE_CONFIG set (slower; an op without a deterministic version is refused)."""
     nproc: int = 1
     """Processes to launch on this machine with torchrun (one per GPU, or CPU processes)."""
     sync_bn: bool = False

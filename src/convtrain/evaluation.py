@@ -81,7 +81,9 @@ def evaluation_sums(
         if keep is not None:
             keep.append((logits.cpu(), y.cpu()))
         loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
-        confusion += torch.bincount(y * num_classes + logits.argmax(1), minlength=num_classes**2)
+        cells = y * num_classes + logits.argmax(1)  # (B,) flat (true, predicted) index
+        # index_add_ into the fixed-size matrix: bincount would read min and max back (two syncs)
+        confusion.index_add_(0, cells, torch.ones_like(cells))
     model.train(was_training)
     confusion = confusion.view(num_classes, num_classes)
     return {"loss_sum": loss_sum, "confusion": confusion}

@@ -148,8 +148,7 @@ def _device(config: TrainConfig) -> torch.device:
     _, local_rank, world_size = distributed.world()
     device = pick_device(config.device)
     if world_size > 1 and device.type == "cuda":
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
+        device = distributed.cuda_device_of(local_rank)  # refused in one line if this machine lacks it
     return device
 
 

@@ -2,8 +2,10 @@
 
     convtrain lr-find --model lenet5 --optimizer adam
 
-The suggestion is the lr where the smoothed loss falls fastest, a common and robust choice; the
-search stops early once the loss has blown up to four times its best value.
+Every step is training's own `train_step`: the same precision, scaler, gradient clipping and
+per-group learning rates as the run the suggestion is for. The suggestion is the lr where the
+smoothed loss falls fastest, a common and robust choice; the search stops early once the loss has
+blown up to four times its best value.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import torch
 
 from convtrain.config import TrainConfig
 from convtrain.errors import ConfigError
-from convtrain.job import prepare_job
+from convtrain.job import Job, prepare_job
 from convtrain.optim import build_optimizer
 from convtrain.render.figures import new_figure, save_figure
-from convtrain.system.runtime import autocast, grad_scaler
+from convtrain.system.runtime import backend_settings, grad_scaler, pick_device
+from convtrain.training import train_step
 
 
 def lr_find(
@@ -29,24 +32,37 @@ def lr_find(
         raise ConfigError(f"lr-find needs 0 < --start < --end, got {start} and {end}")
     if steps < 10:
         raise ConfigError(f"lr-find needs at least 10 --steps, got {steps}")
-    job = prepare_job(config.replace(plots=False, epochs=1), record=False)
-    optimizer = build_optimizer(job.model, job.config)
+    with backend_settings(config.deterministic, pick_device(config.device)):
+        job = prepare_job(config.replace(plots=False, epochs=1), record=False)
+        try:
+            lrs, losses = _sweep(job, start, end, steps)
+        finally:
+            job.close()
+    suggested = steepest_descent(lrs, losses)
+    plot = Path(out or "lr-find.png")
+    _plot(lrs, losses, suggested, plot)
+    return {"lrs": lrs, "losses": losses, "suggested_lr": suggested, "plot": str(plot)}
+
+
+def _sweep(job: Job, start: float, end: float, steps: int) -> tuple[list[float], list[float]]:
+    """(lrs, smoothed losses): one training step per lr, from start to end on a log scale."""
+    optimizer = build_optimizer(job.model, job.config, job.device)
     scaler = grad_scaler(job.config.precision, job.device)
+    # Each group keeps its own rate relative to the peak lr (--backbone-lr-mult, a model's own
+    # groups): the sweep scales them all together, as the schedule does in training.
+    shares = [group["lr"] / job.config.lr for group in optimizer.param_groups]
     lrs, losses, smoothed, best = [], [], 0.0, math.inf
     batches = _endless(job.train_loader)
     job.net.train()
     for step in range(steps):
         lr = start * (end / start) ** (step / (steps - 1))
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        for group, share in zip(optimizer.param_groups, shares, strict=True):
+            group["lr"] = lr * share
         x, y = next(batches)
-        with autocast(job.config.precision, job.device):
-            loss = job.criterion(job.net(x).float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        value = loss.item()
+        loss, _ = train_step(
+            job.net, job.criterion, optimizer, scaler, x, y, job.config.precision, job.config.grad_clip
+        )
+        value = loss.item()  # a sync per step: the search reads every loss to decide when to stop
         if not math.isfinite(value):
             break
         smoothed = 0.9 * smoothed + 0.1 * value if step else value  # exponential smoothing
@@ -55,10 +71,7 @@ def lr_find(
         best = min(best, smoothed)
         if smoothed > 4 * best and step > 10:
             break
-    suggested = steepest_descent(lrs, losses)
-    plot = Path(out or "lr-find.png")
-    _plot(lrs, losses, suggested, plot)
-    return {"lrs": lrs, "losses": losses, "suggested_lr": suggested, "plot": str(plot)}
+    return lrs, losses
 
 
 def _endless(loader):

@@ -15,11 +15,18 @@ from convtrain.models.heads import split_head_groups
 from convtrain.models.hooks import HasParameterGroups
 
 
-def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: nn.Module, config: TrainConfig, device: torch.device | None = None
+) -> torch.optim.Optimizer:
+    """The optimizer of `config` over the model's trainable parameters (on `device`, by default the
+    parameters' own). On CUDA it is fused: one kernel for the whole update, and GradScaler.step then
+    checks for inf/NaN on the device instead of reading a flag back every step (a sync)."""
     if config.lr is None or config.momentum is None or config.weight_decay is None:
         raise ValueError(
             "build_optimizer needs a resolved config (resolve.py): lr, momentum and weight_decay set"
         )
+    device = device or next(model.parameters()).device
+    fused = True if device.type == "cuda" else None  # None: torch's default (foreach) elsewhere
     if isinstance(model, HasParameterGroups):  # a model may ask for its own lr/decay per group
         params = model.parameter_groups(config.lr, config.weight_decay)
     else:
@@ -38,11 +45,11 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
             momentum=config.momentum,
             nesterov=config.nesterov and config.momentum > 0,
             weight_decay=config.weight_decay,
+            fused=fused,
         )
     betas = (config.momentum, 0.999)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, betas=betas, weight_decay=config.weight_decay)
-    return torch.optim.AdamW(params, lr=config.lr, betas=betas, weight_decay=config.weight_decay)
+    kind = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+    return kind(params, lr=config.lr, betas=betas, weight_decay=config.weight_decay, fused=fused)
 
 
 def lr_factor(
@@ -95,20 +102,41 @@ def build_scheduler(
 
 
 class WeightAverage:
-    """Exponential moving average of a model's weights (buffers such as BN statistics are copied)."""
+    """Exponential moving average of a model's weights (integer buffers, such as BatchNorm's batch
+    count, are copied).
+
+    The pairs of tensors (average, live) are found once, on the first update, and every update is
+    one fused lerp over all of them: no state_dict() per step, no launch per tensor. This holds
+    while the model keeps its tensors, as training does (it moves to its device before this is made).
+    """
 
     def __init__(self, model: nn.Module, decay: float):
         self.decay = decay
         self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self._pairs: tuple[nn.Module, list, list, list, list] | None = None
+
+    def _tensors(self, model: nn.Module) -> tuple[nn.Module, list, list, list, list]:
+        """(model, averaged floats, live floats, averaged others, live others)."""
+        if self._pairs is None or self._pairs[0] is not model:
+            live = {k: v.detach() for k, v in model.state_dict(keep_vars=True).items()}
+            floats = [k for k, v in self.state.items() if v.is_floating_point()]
+            others = [k for k in self.state if k not in set(floats)]
+            self._pairs = (
+                model,
+                [self.state[k] for k in floats],
+                [live[k] for k in floats],
+                [self.state[k] for k in others],
+                [live[k] for k in others],
+            )
+        return self._pairs
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        for key, value in model.state_dict().items():
-            average = self.state[key]
-            if average.is_floating_point():
-                average.lerp_(value.detach(), 1.0 - self.decay)
-            else:
-                average.copy_(value)
+        _, averaged, live, averaged_others, live_others = self._tensors(model)
+        if averaged:
+            torch._foreach_lerp_(averaged, live, 1.0 - self.decay)
+        for average, value in zip(averaged_others, live_others, strict=True):
+            average.copy_(value)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.state

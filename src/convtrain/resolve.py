@@ -9,8 +9,9 @@ What is resolved, and from what:
 - precision 'auto': bf16 on a CUDA GPU that supports it, else fp32 (system/runtime.py);
 - image_size unset for a pretrained library network that takes one input size only: that size
   (warm_start.input_size; the data step reads the images at it, so the data already has it);
-- batch_size 'auto': the largest batch a training step fits in GPU memory (system/batchsize.py),
-  probed on a fresh copy of the network; on the CPU a size that keeps the cores busy.
+- batch_size 'auto': the largest batch a training step fits in GPU memory, at most 4x the model's
+  own batch (system/batchsize.py), probed on a fresh copy of the network; on the CPU a size that
+  keeps the cores busy.
 """
 
 from __future__ import annotations
@@ -27,17 +28,22 @@ from convtrain.warm_start import input_size
 
 def resolve(config: TrainConfig, device: torch.device, data: ImageData, train_images: int) -> TrainConfig:
     """The config with no 'auto' and no unset training option left (the caller's is not changed)."""
+    own_batch = with_model_defaults(config.replace(batch_size=None)).batch_size  # the model's own
     config = with_model_defaults(config)
     config = config.replace(precision=resolve_precision(config.precision, device))
     config = input_size(config)
     if config.batch_size == "auto":
-        config = config.replace(batch_size=_probe_batch_size(config, device, data, train_images))
-        print(f"batch size auto: {config.batch_size}", flush=True)
+        size, why = _probe_batch_size(config, device, data, train_images, own_batch)
+        config = config.replace(batch_size=size)
+        print(f"batch size auto: {size} ({why})", flush=True)
     return config
 
 
-def _probe_batch_size(config: TrainConfig, device: torch.device, data: ImageData, train_images: int) -> int:
-    if device.type != "cuda":  # no memory wall to probe: the network is not needed
-        return find_batch_size(None, data, device, config.precision, train_images)
-    probe = build_model(config.model, data.channels, data.num_classes, data.image_size).to(device)
-    return find_batch_size(probe, data, device, config.precision, train_images)
+def _probe_batch_size(
+    config: TrainConfig, device: torch.device, data: ImageData, train_images: int, own_batch: int
+) -> tuple[int, str]:
+    """(size, why): probed on a fresh copy of the network, so training's own starts untouched."""
+    probe = None
+    if device.type == "cuda":  # on the CPU there is no memory wall to probe: no network needed
+        probe = build_model(config.model, data.channels, data.num_classes, data.image_size).to(device)
+    return find_batch_size(probe, data, device, config.precision, train_images, own_batch)

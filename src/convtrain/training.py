@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from convtrain.checkpoint import TrainState
+from convtrain.checkpoint import TrainState, interrupts_deferred
 from convtrain.config import TrainConfig
 from convtrain.errors import ConvtrainError
 from convtrain.evaluation import Scored, evaluation_sums, mirrors
@@ -27,7 +27,7 @@ from convtrain.metrics import metrics_from_sums
 from convtrain.optim import WeightAverage, build_optimizer, build_scheduler
 from convtrain.runs.folder import RunDir
 from convtrain.system import distributed
-from convtrain.system.runtime import autocast, grad_scaler
+from convtrain.system.runtime import autocast, backend_settings, grad_scaler, pick_device, synchronize
 from convtrain.system.timings import Timings
 
 
@@ -58,22 +58,23 @@ def fit(
     folder keeps the epochs so far, and is released)."""
     timings = Timings()
     timings.add("startup", startup_seconds)
-    job = prepare_job(config, timings=timings)
-    try:
-        return _fit(job, on_epoch)
-    except torch.cuda.OutOfMemoryError:  # the resolved batch size, not the config's (maybe unset) one
-        raise ConvtrainError(
-            f"out of GPU memory at batch size {job.config.batch_size}; lower --batch-size or use --batch-size auto"
-        ) from None
-    finally:
-        job.close()
-        distributed.stop()
+    with backend_settings(config.deterministic, pick_device(config.device)):
+        job = prepare_job(config, timings=timings)
+        try:
+            return _fit(job, on_epoch)
+        except torch.cuda.OutOfMemoryError:  # the resolved batch size, not the config's (maybe unset) one
+            raise ConvtrainError(
+                f"out of GPU memory at batch size {job.config.batch_size}; lower --batch-size or use --batch-size auto"
+            ) from None
+        finally:
+            job.close()
+            distributed.stop()
 
 
 def _fit(job: Job, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> RunDir:
     config, model, device, run, timings = job.config, job.model, job.device, job.run, job.timings
     with timings.measure("model"):
-        optimizer = build_optimizer(model, config)
+        optimizer = build_optimizer(model, config, device)
         scheduler = build_scheduler(optimizer, config, len(job.train_loader))
         scaler = grad_scaler(config.precision, device)
         average = WeightAverage(model, config.ema) if config.ema else None
@@ -81,8 +82,10 @@ def _fit(job: Job, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> 
     best_weights = None
     if config.resume:
         with timings.measure("checkpoints"):
-            state.load_state_dict(run.load_state("last", device))
-            best_weights = run.load_state("best", device)["model"]
+            # Loaded on the CPU: load_state_dict puts each tensor on its part's device, and the RNG
+            # state must stay a CPU tensor (torch.set_rng_state refuses a GPU one).
+            state.load_state_dict(run.load_state("last"))
+            best_weights = run.load_state("best")["model"]
         job.log(f"resumed {run.path} after epoch {state.epoch + 1} (step {state.step})")
 
     stop_reason, training_seconds = "", sum(row["seconds"] for row in state.history)
@@ -113,24 +116,27 @@ def _fit(job: Job, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> 
                 "seconds": seconds,
                 "images_per_second": train_stats["images"] / seconds,
             }
-            state.history.append(row)
-            state.epoch = epoch
-            value = _monitored(row, config.monitor, train_stats)
-            improved = state.best_value is None or (
-                value < state.best_value if config.monitor == "val_loss" else value > state.best_value
-            )
-            if improved:
-                state.best_value = value
-                weights = average.state_dict() if average else model.state_dict()
-                best_weights = {k: v.detach().clone() for k, v in weights.items()}  # every rank keeps its own
-            if distributed.is_main():
-                with timings.measure("checkpoints"):
-                    if improved:
-                        best = {"model": best_weights, "epoch": epoch + 1, config.monitor: value}
-                        run.save_weights("best", best)
-                    run.save_weights("last", state.state_dict())
-                    run.write_metrics(state.history)
-                job.log_epoch(row, config.epochs, improved)
+            # Ctrl-C waits until the epoch is recorded and its files are whole: last.pt, best.pt and
+            # metrics.csv then all hold this epoch, and the message below names it.
+            with interrupts_deferred():
+                state.history.append(row)
+                state.epoch = epoch
+                value = _monitored(row, config.monitor)
+                improved = is_better(value, state.best_value, config.monitor)
+                if improved:
+                    state.best_value = value
+                    weights = average.state_dict() if average else model.state_dict()
+                    best_weights = {
+                        k: v.detach().clone() for k, v in weights.items()
+                    }  # every rank keeps its own
+                if distributed.is_main():
+                    with timings.measure("checkpoints"):
+                        if improved:
+                            best = {"model": best_weights, "epoch": epoch + 1, config.monitor: value}
+                            run.save_weights("best", best)
+                        run.save_weights("last", state.state_dict())
+                        run.write_metrics(state.history)
+                    job.log_epoch(row, config.epochs, improved)
             if on_epoch is not None:
                 on_epoch(row)
             stop_reason = _stop_reason(config, state, training_seconds)
@@ -141,16 +147,29 @@ def _fit(job: Job, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> 
         job.log(
             f"interrupted; last.pt holds epoch {len(state.history)}. Continue with: convtrain train --resume {run.path}"
         )
-        run.remember(config=config, history=state.history, results={"interrupted": True}, model=model)
+        weights = best_weights if best_weights is not None else _current_weights(model, average)
+        run.remember(config=config, history=state.history, results={"interrupted": True})
+        _remember_model(job, weights)
         return run
 
-    if config.test_weights == "last":
-        tested = average.state_dict() if average else model.state_dict()
-    else:
-        tested = best_weights
+    tested = _current_weights(model, average) if config.test_weights == "last" else best_weights
     results = finish(job, state.history, tested, training_seconds, stop_reason, state.before)
-    run.remember(config=config, history=state.history, results=results, model=model.eval())
+    run.remember(config=config, history=state.history, results=results)
+    _remember_model(job, tested if tested is not None else _current_weights(model, average))
     return run
+
+
+def _current_weights(model: nn.Module, average: WeightAverage | None) -> dict[str, torch.Tensor]:
+    """The weights as they are now: the averaged ones with EMA (what last.pt's load_model returns)."""
+    return average.state_dict() if average else model.state_dict()
+
+
+def _remember_model(job: Job, weights: dict[str, torch.Tensor]) -> None:
+    """run.model: a CPU copy of the weights the run measured (what load_model() returns), rebuilt
+    from the model card, never the live training network (on the GPU, maybe channels_last). Other
+    ranks leave it to be read from disk when asked."""
+    if distributed.is_main():
+        job.run.remember(model=job.run.model_with(weights))
 
 
 def _measure_before(job: Job, average: WeightAverage | None) -> dict[str, float]:
@@ -179,6 +198,32 @@ def _stop_reason(config: TrainConfig, state: TrainState, training_seconds: float
     return ""
 
 
+def train_step(
+    net: nn.Module,
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    precision: str,
+    grad_clip: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step, the only one in convtrain (the epoch loop, lr-find and the data check's
+    fold models call it): forward under autocast, backward through the scaler (which acts for fp16
+    only), gradient clipping, step. Returns (loss, logits), still on the device."""
+    with autocast(precision, x.device):
+        logits = net(x)  # (B, K)
+        loss = criterion(logits.float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    return loss, logits
+
+
 def train_one_epoch(
     job: Job, optimizer, scheduler, scaler, average, epoch: int, first_step: int
 ) -> dict[str, Any]:
@@ -195,16 +240,7 @@ def train_one_epoch(
     started = time.perf_counter()
     progress = job.progress(len(job.train_loader), epoch)
     for x, y in job.train_loader:  # x: (B, C, H, W) normalised; y: (B,) labels or (B, K) soft targets
-        with autocast(config.precision, job.device):
-            logits = net(x)  # (B, K)
-            loss = criterion(logits.float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if config.grad_clip:
-            scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
+        loss, logits = train_step(net, criterion, optimizer, scaler, x, y, config.precision, config.grad_clip)
         scheduler.step()
         if average is not None:
             average.update(job.model)
@@ -216,8 +252,9 @@ def train_one_epoch(
         images += len(x)
         steps += 1
         if steps == 1:  # the first step pays lazy imports and kernel selection: timed apart
+            synchronize(job.device)  # one sync per epoch: the time of the work, not of its launch
             first_step_seconds = time.perf_counter() - started
-        if progress.wants_update(steps):
+        if progress.wants_update(steps):  # on a timer: each update reads the sums back (a sync)
             _check_finite(finite_steps, steps, first_step, epoch, job)
             progress.update(steps, loss_sum.item(), correct.item(), images)
         if config.max_steps and first_step + steps >= config.max_steps:
@@ -231,12 +268,12 @@ def train_one_epoch(
                 torch.tensor(float(images), device=job.device, dtype=torch.float64),
             ]
         )
-    )
+    ).tolist()  # the epoch's one read-back
     progress.close()
-    count = max(1.0, float(totals[2]))
+    count = max(1.0, totals[2])
     return {
-        "loss": float(totals[0]) / count,
-        "accuracy": float(totals[1]) / count,
+        "loss": totals[0] / count,
+        "accuracy": totals[1] / count,
         "images": images,
         "steps": steps,
         "first_step_seconds": first_step_seconds,
@@ -247,8 +284,15 @@ def validate(job: Job, average: WeightAverage | None) -> dict[str, float]:
     """Loss and accuracy on the validation split, with the averaged weights when EMA is on."""
     if job.val_loader is None:
         return {}
-    model = job.eval_model(average)
-    sums = evaluation_sums(model, job.val_loader, job.num_classes, job.config.precision)
+    return score_across_ranks(job, job.eval_model(average), job.val_loader)
+
+
+def score_across_ranks(
+    job: Job, model: nn.Module, loader, tta: bool = False, mirror: bool = True, keep: list | None = None
+) -> dict[str, float]:
+    """Score a split the way training does, every epoch and at the end: each rank sums its shard
+    (loss, confusion matrix), the sums are added across ranks, and metrics are made from the totals."""
+    sums = evaluation_sums(model, loader, job.num_classes, job.config.precision, tta, mirror, keep)
     for tensor in sums.values():
         distributed.sum_across_ranks(tensor)
     return metrics_from_sums(sums)
@@ -280,15 +324,10 @@ def finish(
             config = job.config
             mirror = mirrors(config.augment)  # TTA mirrors only a model that trained on flips
             kept = [] if _report_reuses_test(job) else None
-            sums = evaluation_sums(
-                job.model, job.test_loader, job.num_classes, config.precision, config.tta, mirror, kept
-            )
+            test = score_across_ranks(job, job.model, job.test_loader, config.tta, mirror, kept)
             if kept is not None:
                 logits, labels = (torch.cat(parts) for parts in zip(*kept, strict=True))
                 scored = Scored(job.run, "test", checkpoint, job.data, job.data.test, logits, labels)
-            for tensor in sums.values():
-                distributed.sum_across_ranks(tensor)
-            test = metrics_from_sums(sums)
         results.update(
             {
                 "test_loss": test["loss"],
@@ -325,19 +364,27 @@ def _report_reuses_test(job: Job) -> bool:
     return config.plots and single and config.precision == "fp32" and not config.tta and in_memory
 
 
-def _monitored(row: dict[str, Any], monitor: str, train_stats: dict[str, Any]) -> float:
+def is_better(value: float, best: float | None, monitor: str) -> bool:
+    """The one rule for "did it improve": a lower val_loss or a higher val_acc (None: no best yet).
+    It picks best.pt, drives --patience, and marks an epoch's line with '*'."""
+    return best is None or (value < best if monitor == "val_loss" else value > best)
+
+
+def _monitored(row: dict[str, Any], monitor: str) -> float:
     value = row[monitor]
     if value != value:  # no validation split: fall back to the training loss/accuracy
-        value = train_stats["loss" if monitor == "val_loss" else "accuracy"]
+        value = row["train_" + monitor.removeprefix("val_")]
     return value
 
 
 def _best_index(history: list[dict[str, Any]], monitor: str) -> int:
-    values = [
-        row[monitor] if row[monitor] == row[monitor] else row["train_" + monitor[4:]] for row in history
-    ]
-    pick = min if monitor == "val_loss" else max
-    return values.index(pick(values))
+    """The epoch (from 0) of the best monitored value so far: the first one, on a tie."""
+    best_index, best = 0, None
+    for index, row in enumerate(history):
+        value = _monitored(row, monitor)
+        if is_better(value, best, monitor):
+            best_index, best = index, value
+    return best_index
 
 
 def _check_finite(finite_steps: torch.Tensor, steps: int, first_step: int, epoch: int, job: Job) -> None:

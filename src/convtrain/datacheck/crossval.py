@@ -6,8 +6,8 @@ held-out fold, so every training image gets probabilities from a model that neve
 splits (val, test) get the average of the K models' probabilities.
 
 This is a lean loop over tensors already in memory, built from convtrain's own parts (the zoo, the
-device loader, the optimizer and schedule of the recipe), without run folders, checkpoints or
-pictures: five trainings of a CPU epoch each are the whole cost.
+device loader, the optimizer and schedule of the recipe, training's own `train_step` with its
+gradient scaler for fp16 and clipping), without run folders, checkpoints or pictures: five trainings of a CPU epoch each are the whole cost.
 
     python -c "from convtrain.datacheck.crossval import fold_ids; import torch; print(fold_ids(torch.arange(10) % 2, 3, 0))"
 """
@@ -34,11 +34,14 @@ from convtrain.optim import build_optimizer, build_scheduler
 from convtrain.recipes import load_recipe
 from convtrain.system.runtime import (
     autocast,
+    check_precision,
+    grad_scaler,
     pick_device,
     resolve_precision,
     seed_everything,
     use_channels_last,
 )
+from convtrain.training import train_step
 
 DEFAULT_RECIPE = "mnist-fast"
 EVAL_BATCH = 1024
@@ -104,18 +107,15 @@ def _train_fold(
         channels_last=channels_last,
         drop_last=config.drop_last,
     )
-    optimizer = build_optimizer(model, config)
+    optimizer = build_optimizer(model, config, device)
     scheduler = build_scheduler(optimizer, config, len(loader))
+    scaler = grad_scaler(config.precision, device)  # acts for fp16 only, as in training
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     model.train()
     for epoch in range(config.epochs):
         loader.set_epoch(epoch)
         for x, y in loader:  # x (B, C, H, W) normalised on the device
-            with autocast(config.precision, device):
-                loss = criterion(model(x).float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            train_step(model, criterion, optimizer, scaler, x, y, config.precision, config.grad_clip)
             scheduler.step()
     return model.eval()
 
@@ -153,6 +153,7 @@ def out_of_fold(
         raise ConfigError(f"{len(train)} training images cannot be cut into {folds} folds; use fewer --folds")
     where = pick_device(device)
     config = config.replace(precision=resolve_precision(config.precision, where))
+    check_precision(config.precision, where)
     ids = fold_ids(train.labels, folds, seed)
     probs = torch.zeros((len(train), data.num_classes))
     sums = {name: torch.zeros((len(split), data.num_classes)) for name, split in others.items()}

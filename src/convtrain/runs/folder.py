@@ -332,24 +332,28 @@ class RunDir(Folder):
         `which` is 'best', 'last' or a .pt path; None takes the weights the run's final test measured.
         With EMA the averaged weights are loaded: best.pt holds only those, last.pt both.
         """
-
         card = self.card
         which = which or self.tested_weights()
         path = self.weights_path(which)
-        state = load_checkpoint(path, map_location=device)
+        state = load_checkpoint(path)  # on the CPU; the model moves to `device` once built
+        weights = state["ema"] if state.get("ema") is not None else state["model"]
+        return self.model_with(weights, path).to(device), card
+
+    def model_with(self, weights: dict[str, torch.Tensor], source: str | Path = "weights") -> torch.nn.Module:
+        """The network rebuilt from the card with `weights` loaded (copied): on the CPU, in eval mode."""
+        card = self.card
         model = build_model(
             card["architecture"], card["in_channels"], len(card["classes"]), card["image_size"]
         )
-        weights = state["ema"] if state.get("ema") is not None else state["model"]
         try:
             model.load_state_dict(weights)
         except (RuntimeError, TypeError, AttributeError) as error:
             detail = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise CheckpointError(
-                f"checkpoint {path} does not fit {card['architecture']} with {len(card['classes'])} classes "
+                f"checkpoint {source} does not fit {card['architecture']} with {len(card['classes'])} classes "
                 f"({detail[:160]}); it belongs to another architecture or class count"
             ) from None
-        return model.to(device).eval(), card
+        return model.eval()
 
     @property
     def model(self) -> torch.nn.Module:

@@ -16,6 +16,8 @@ import sys
 import torch
 import torch.distributed as dist
 
+from convtrain.errors import ConfigError
+
 
 def world() -> tuple[int, int, int]:
     """(rank, local_rank, world_size) from torchrun's environment; (0, 0, 1) when run alone."""
@@ -24,6 +26,20 @@ def world() -> tuple[int, int, int]:
         int(os.environ.get("LOCAL_RANK", 0)),
         int(os.environ.get("WORLD_SIZE", 1)),
     )
+
+
+def cuda_device_of(local_rank: int) -> torch.device:
+    """This process's GPU (one per process, by LOCAL_RANK), made current; refused in one line when
+    the machine has fewer GPUs than processes (torch would fail later with "invalid device ordinal")."""
+    count = torch.cuda.device_count()
+    if local_rank >= count:
+        raise ConfigError(
+            f"process {local_rank} on this machine needs GPU {local_rank}, but there are {count}: "
+            f"use --nproc {count} or fewer (one process per GPU), or --device cpu"
+        )
+    device = torch.device("cuda", local_rank)
+    torch.cuda.set_device(device)
+    return device
 
 
 def start(device: torch.device) -> None:

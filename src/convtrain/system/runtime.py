@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import os
 import random
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import numpy as np
 import torch
@@ -95,9 +97,10 @@ def rng_state() -> dict[str, torch.Tensor]:
 
 
 def set_rng_state(state: dict[str, torch.Tensor]) -> None:
-    torch.set_rng_state(state["torch"])
+    """Restore rng_state(). torch takes only CPU byte tensors, wherever the checkpoint was loaded."""
+    torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        states = list(state["cuda"])
+        states = [s.cpu() for s in state["cuda"]]
         if len(states) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(states)
 
@@ -106,3 +109,28 @@ def synchronize(device: torch.device) -> None:
     """Wait for queued GPU work, so wall-clock timings measure the work and not its launch."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+@contextmanager
+def backend_settings(deterministic: bool, device: torch.device) -> Iterator[None]:
+    """cuDNN and determinism for one run, put back as they were when it ends.
+
+    deterministic: torch's deterministic algorithms (an op that has none raises instead of running
+    nondeterministically), cuDNN's benchmark off and its deterministic convolutions on, and the
+    cuBLAS workspace setting that cuBLAS needs for repeatable results (it must be in the environment
+    before the first matrix product on the GPU). Otherwise, on CUDA, cuDNN benchmarks the
+    convolution algorithms once per input shape and keeps the fastest: the setting airbench uses.
+    """
+    cudnn = torch.backends.cudnn
+    previous = (torch.are_deterministic_algorithms_enabled(), cudnn.benchmark, cudnn.deterministic)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        cudnn.benchmark, cudnn.deterministic = False, True
+    elif device.type == "cuda":
+        cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0])
+        cudnn.benchmark, cudnn.deterministic = previous[1], previous[2]
