@@ -52,3 +52,17 @@ def test_a_damaged_cache_is_measured_again_and_a_run_faster_than_the_peak_remeas
     summary = arithmetic_summary(1e6, 1e5, cpu, "fp32", tmp_path)  # 1e11 achieved > the busy 5e10 probe
     assert summary["peak_flops"] == 2e11 and summary["fraction_of_peak"] == pytest.approx(0.5)
     assert summary["achieved_flops"] == 1e11 and summary["train_flops_per_image"] == 1e6
+
+
+def test_a_run_records_its_arithmetic_in_results(tiny_run):
+    """tiny_run: LeNet-5 on 28x28 gray images of 4 classes, one epoch on the CPU."""
+    fc = 400 * 120 + 120 * 84 + 84 * 4
+    forward = 6 * 28 * 28 * 25 + 16 * 10 * 10 * 150 + fc
+    timings = json.loads((tiny_run / "results.json").read_text())["timings"]
+    history = json.loads((tiny_run / "results.json").read_text())
+    assert timings["train_flops_per_image"] == 2 * (3 * forward - 6 * 28 * 28 * 25)
+    rate = history["final_images_per_second"]
+    assert timings["achieved_flops"] == pytest.approx(timings["train_flops_per_image"] * rate, rel=1e-6)
+    assert timings["fraction_of_peak"] == pytest.approx(
+        timings["achieved_flops"] / timings["peak_flops"], abs=1e-4
+    )

@@ -17,7 +17,7 @@ from torch import nn
 import convtrain
 from convtrain import training
 from convtrain.cli import main
-from convtrain.config import TrainConfig
+from convtrain.config import TrainConfig, with_model_defaults
 from convtrain.evaluation import evaluation_sums
 from convtrain.optim import WeightAverage, build_optimizer
 from convtrain.runs.folder import RunDir
@@ -302,7 +302,7 @@ def test_optimizers_are_fused_on_cuda_only(monkeypatch, name):
 
     for kind in ("SGD", "Adam", "AdamW"):
         monkeypatch.setattr(torch.optim, kind, Recorder)
-    config = TrainConfig(model="lenet5", optimizer=name)
+    config = with_model_defaults(TrainConfig(model="lenet5", optimizer=name))
     build_optimizer(nn.Linear(3, 2), config, GPU)
     build_optimizer(nn.Linear(3, 2), config, torch.device("cpu"))
     assert made[0]["fused"] is True and made[1]["fused"] is None

@@ -20,6 +20,7 @@ from torch import nn
 
 from convtrain.checkpoint import TrainState, interrupts_deferred
 from convtrain.config import TrainConfig
+from convtrain.data.registry import resolve_data_dir
 from convtrain.errors import ConvtrainError
 from convtrain.evaluation import Scored, evaluation_sums, mirrors
 from convtrain.job import Job, prepare_job
@@ -27,6 +28,7 @@ from convtrain.metrics import metrics_from_sums
 from convtrain.optim import WeightAverage, build_optimizer, build_scheduler
 from convtrain.runs.folder import RunDir
 from convtrain.system import distributed
+from convtrain.system.arithmetic import arithmetic_summary, training_flops_per_image
 from convtrain.system.runtime import autocast, backend_settings, grad_scaler, pick_device, synchronize
 from convtrain.system.timings import Timings
 
@@ -345,14 +347,28 @@ def finish(
             f"test split left unread (--no-test); when settings are chosen: convtrain evaluate {job.run.path} --split test"
         )
     if distributed.is_main():
-        results["timings"] = job.timings.as_dict()
+        arithmetic = _arithmetic(job, history)
+        results["timings"] = job.timings.as_dict() | arithmetic
         job.run.write_results(results)
         if job.config.plots:
             with job.timings.measure("pictures"):
                 job.make_pictures(scored)
-            results["timings"] = job.timings.as_dict()
+            results["timings"] = job.timings.as_dict() | arithmetic
             job.run.write_results(results)  # again, now with the pictures' time
     return results
+
+
+def _arithmetic(job: Job, history: list[dict[str, Any]]) -> dict[str, float]:
+    """FLOPs per training image, the FLOP/s the training epochs reached (this process's images/s)
+    and the fraction of the machine's measured peak in the run's precision (system/arithmetic.py)."""
+    seconds = sum(row["seconds"] for row in history)
+    if not history or seconds <= 0:
+        return {}
+    images = sum(row["images_per_second"] * row["seconds"] for row in history)
+    shape = (job.data.channels, job.data.image_size, job.data.image_size)
+    flops = training_flops_per_image(job.model, shape, job.device)
+    cache = resolve_data_dir(job.config.data_dir)
+    return arithmetic_summary(flops, images / seconds, job.device, job.config.precision, cache)
 
 
 def _report_reuses_test(job: Job) -> bool:

@@ -20,6 +20,7 @@ from convtrain.render.html_page import cards as summary_cards
 from convtrain.render.html_page import escape as _e
 from convtrain.render.html_page import header, image, section, write_page
 from convtrain.runs.folder import RunDir
+from convtrain.system.arithmetic import format_arithmetic
 from convtrain.system.timings import PHASES
 
 
@@ -126,6 +127,12 @@ def _timings(page: Page) -> str:
         "(pictures: until this page was written)</p>"
         f"<table><tr><th>phase</th><th class='n'>s</th><th class='n'>share</th></tr>{rows}"
         f"<tr><td><b>total</b></td><td class='n'><b>{total:.2f}</b></td><td></td></tr></table>"
+        + (
+            f"<p>Training arithmetic: {timings['train_flops_per_image'] / 1e6:.1f} MFLOP per image "
+            f"(forward and backward), {_e(format_arithmetic(timings, page.config.get('precision', 'fp32')))}.</p>"
+            if "achieved_flops" in timings
+            else ""
+        )
     )
 
 
