@@ -109,7 +109,7 @@ def predict_paths(
     explain ("gradcam", "saliency" or "ig") also writes, per image, the image, its heat map for the
     top class and the top-k labels into explain_dir, and adds that picture's path as "explanation".
     """
-    from convtrain.data.formats.folder import decode_image
+    from convtrain.data.decode import decode_image
 
     if isinstance(paths, str | Path):
         paths = [paths]
@@ -191,7 +191,7 @@ def predict_split(
     """Top-k predictions for images of the run's dataset picked by position, with their true labels:
     the tutorials' "predict test image 0". [{path: 'test[0]', labels, probabilities, true}, ...].
     explain, layer, explain_dir: heat-map pictures, as for predict_paths."""
-    from convtrain.data.formats.folder import decode_image
+    from convtrain.data.decode import decode_image
     from convtrain.evaluation import load_run_data, measured_split, pick_split
 
     if topk < 1:

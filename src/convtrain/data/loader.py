@@ -172,7 +172,7 @@ class _SampleSource(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         if self.images is not None:
             return self.images[i], self.labels[i], i
-        from convtrain.data.formats.folder import decode_image  # imported in the worker, on first use
+        from convtrain.data.decode import decode_image  # imported in the worker, on first use
 
         return decode_image(self.files[i], self.channels, self.image_size), self.labels[i], i
 

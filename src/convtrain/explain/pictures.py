@@ -137,7 +137,7 @@ def correct_sample(
 
 def split_pixels(split, indices: list[int], card: dict[str, Any]) -> torch.Tensor:
     """uint8 images (N, C, S, S) of a Split at indices, held in memory or decoded from its files."""
-    from convtrain.data.formats.folder import decode_image
+    from convtrain.data.decode import decode_image
 
     if split.images is not None:
         return split.images[indices]

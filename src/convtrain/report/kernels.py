@@ -85,7 +85,7 @@ def pool2(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def load_gray(path: str | Path) -> torch.Tensor:
     """An image file as gray floats 0-1, (H, W), shrunk to at most MAX_SIDE pixels on its longer side."""
-    from convtrain.data.formats.folder import decode_image
+    from convtrain.data.decode import decode_image
 
     x = decode_image(path, channels=1).float()[None] / 255  # (1, 1, H, W)
     scale = MAX_SIDE / max(x.shape[-2:])
@@ -248,7 +248,7 @@ def run_figures(
     run: str | Path | RunDir, image_path: str | Path | None = None, out_dir: str | Path | None = None
 ) -> list[Path]:
     """filters.png and feature-maps.png of a run; the image is the file given, else the run's first test image."""
-    from convtrain.data.formats.folder import decode_image
+    from convtrain.data.decode import decode_image
 
     run = RunDir.of(run)
     model, card = run.load_model(None, "cpu")
