@@ -9,7 +9,8 @@ Names: overhead (engine vs bare loop), tutorial (vs the classic DataLoader loop)
 test accuracy with the fast recipes), formats (NCHW vs channels_last on the CPU), peers (convtrain vs
 Lightning, the tutorial loop and a bare loop, as whole processes), cache (a PNG folder decoded vs
 loaded from the decoded-image cache), many_runs (a 20-trial sweep and 5 seeds against their training time), default_run (a bare
-`convtrain train` as whole processes, 3 seeds, plots included), zoo and airbench (GPU only: skipped with a line without CUDA).
+`convtrain train` as whole processes, 3 seeds, plots included), photos (a folder of camera JPEGs read
+by the old reader, the new one and torchvision's ImageFolder), zoo and airbench (GPU only: skipped with a line without CUDA).
 The saved file is named after the date and the benchmarks run; copy tables into BENCHMARKS.md.
 """
 
@@ -20,7 +21,18 @@ import datetime
 import sys
 import time
 
-from benchmarks import accuracy, cache, default_run, formats, gpu, many_runs, overhead, peers, tutorial
+from benchmarks import (
+    accuracy,
+    cache,
+    default_run,
+    formats,
+    gpu,
+    many_runs,
+    overhead,
+    peers,
+    photos,
+    tutorial,
+)
 from benchmarks.common import DEVICE_CHOICE, RESULTS, describe_machine
 
 BENCHMARKS = {
@@ -32,6 +44,7 @@ BENCHMARKS = {
     "peers": peers.run,
     "cache": cache.run,
     "many_runs": many_runs.run,
+    "photos": photos.run,
     "zoo": gpu.zoo,
     "airbench": gpu.airbench,
 }

@@ -18,10 +18,12 @@ from torch import nn
 from convtrain.config import TrainConfig, with_model_defaults
 from convtrain.data.augment import parse_augment
 from convtrain.data.dataset import ImageData, Split
+from convtrain.data.decode import decode_many
 from convtrain.data.loader import make_loader
 from convtrain.data.memory_cache import load_data
 from convtrain.data.pixels import normalize
 from convtrain.data.split import split_indices
+from convtrain.defaults import fit_to_model, library_size, resolve_epochs
 from convtrain.errors import ConfigError, ConvtrainError
 from convtrain.evaluation import Scored
 from convtrain.models import build_model, init_weights
@@ -178,7 +180,11 @@ def _build(
     seed_everything(config.seed)
     started = time.perf_counter()
     config = input_size(config)  # a pretrained network that takes one input size only
+    config, size_note = library_size(config)  # defaults.py: timm/torchvision's own input size
     data = load_data(config)  # read from disk, or kept from an earlier run (data/memory_cache.py)
+    data, upscale_note = fit_to_model(
+        data, config
+    )  # defaults.py: tiny images upscaled to the model's minimum
     if not config.normalize:  # pixels scaled to 0-1 only; the model card records the same
         data = dataclasses.replace(data, mean=(0.0,) * data.channels, std=(1.0,) * data.channels)
     if config.exclude:  # a new ImageData: the loaded one may be kept for other runs (data/memory_cache.py)
@@ -220,6 +226,7 @@ def _build(
             batch_size=find_batch_size(model, data, device, config.precision, len(train_split))
         )
         print(f"batch size auto: {config.batch_size}", flush=True)
+    config, auto_epochs = resolve_epochs(config, len(train_split), config.batch_size)  # defaults.py
     if config.batch_size % world_size:
         raise ConfigError(f"batch_size {config.batch_size} must divide evenly over {world_size} processes")
 
@@ -270,8 +277,10 @@ def _build(
             f"{', compiled' if config.compile else ''}{f', {world_size} processes' if world_size > 1 else ''})  "
             f"data {data.name}: {len(train_split)} train / {len(val_split)} val"
             f"{f' / {len(data.test)} test' if data.test is not None else ''} images, {data.num_classes} classes "
-            f"[{time.perf_counter() - started:.1f}s]  model {config.model}  run folder {run.path}"
-            + (f"\n{note}" if note else ""),
+            f"[{time.perf_counter() - started:.1f}s]  model {config.model}"
+            + (f", {auto_epochs}" if auto_epochs else "")
+            + f"  run folder {run.path}"
+            + "".join(f"\n{line}" for line in (size_note, upscale_note, note) if line),
             flush=True,
         )
     return Job(
@@ -350,6 +359,9 @@ def _split(data: ImageData, config: TrainConfig, run: RunDir, record: bool) -> t
 
 def _normalised_sample(split: Split, data: ImageData, count: int = 5000) -> torch.Tensor:
     """Up to `count` training images, normalised as the loader will give them: (N, C, H, W) float."""
-    if split.images is None:
-        raise ConfigError("model needs the training images in memory to initialise; use --loader device")
-    return normalize(split.images[:count], data.mean, data.std)  # (N, C, H, W)
+    images = (  # a streamed split: the first files decoded, as the loader will decode them
+        split.images[:count]
+        if split.images is not None
+        else decode_many(split.files[:count], data.channels, data.image_size)[0]
+    )
+    return normalize(images, data.mean, data.std)  # (N, C, H, W)
