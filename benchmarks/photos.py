@@ -3,7 +3,8 @@
 Generates N camera-size JPEGs (4032x3024, quality 90, a third with EXIF orientation 6, as phones
 write them) in three class folders under a temp folder, then reads them to 3x64x64 uint8:
 (a) the reader as it was before data/decode.py (kept below as a faithful copy: one thread, full
-decode, torch resize); (b) convtrain's reader (read_folder: draft decode, EXIF, threads);
+decode, torch resize); (b) convtrain's reader (read_folder: draft decode, EXIF, threads); (b') the same decode in a
+process pool, to compare threads against processes;
 (c) torchvision.datasets.ImageFolder + Resize + DataLoader with 2 workers. Each runs in its own
 subprocess, so its peak RSS (ru_maxrss) is its own; first-epoch wall time is one full pass over the
 folder, images/s is N over it.
@@ -81,6 +82,26 @@ def read_new(root: Path) -> int:
     return len(read_folder(root, image_size=SIZE).train)
 
 
+def _decode_rgb(path: Path):
+    from convtrain.data.decode import decode_image
+
+    return decode_image(path, 3, SIZE)
+
+
+def read_new_processes(root: Path) -> int:
+    """The new decode path over processes instead of threads (what decode_many could have used)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    import torch
+
+    from convtrain.data.decode import decode_workers
+
+    files = sorted(p for folder in sorted(root.iterdir()) for p in sorted(folder.iterdir()))
+    with ProcessPoolExecutor(max_workers=decode_workers()) as pool:
+        images = torch.stack(list(pool.map(_decode_rgb, files, chunksize=4)))  # (N, 3, S, S)
+    return len(images)
+
+
 def read_torchvision(root: Path) -> int:
     import torch
     import torchvision
@@ -93,7 +114,7 @@ def read_torchvision(root: Path) -> int:
     return sum(len(x) for x, _ in loader)
 
 
-READERS = {"old": read_old, "new": read_new, "torchvision": read_torchvision}
+READERS = {"old": read_old, "new": read_new, "processes": read_new_processes, "torchvision": read_torchvision}
 
 
 def peak_rss() -> int:
@@ -146,14 +167,15 @@ def run(quick: bool = False) -> str:
             f"{figures[name]['peak'] / 2**20:.0f}"
             + (
                 f" (+ 2 workers, each at most {figures[name]['worker_peak'] / 2**20:.0f} incl. shared pages)"
-                if name == "torchvision"
+                if name in ("torchvision", "processes")
                 else ""
             ),
             f"{rate['new'] / rate[name]:.1f}x",
         ]
         for name, label in (
             ("old", "(a) old reader: 1 thread, full decode"),
-            ("new", "(b) convtrain read_folder"),
+            ("new", "(b) convtrain read_folder (threads)"),
+            ("processes", "(b') the same decode over a process pool"),
             ("torchvision", "(c) ImageFolder + Resize + DataLoader(2 workers)"),
         )
     ]

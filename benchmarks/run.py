@@ -10,7 +10,8 @@ test accuracy with the fast recipes), formats (NCHW vs channels_last on the CPU)
 Lightning, the tutorial loop and a bare loop, as whole processes), cache (a PNG folder decoded vs
 loaded from the decoded-image cache), many_runs (a 20-trial sweep and 5 seeds against their training time), default_run (a bare
 `convtrain train` as whole processes, 3 seeds, plots included), photos (a folder of camera JPEGs read
-by the old reader, the new one and torchvision's ImageFolder), zoo and airbench (GPU only: skipped with a line without CUDA).
+by the old reader, the new one and torchvision's ImageFolder), epochs_rule (validation accuracy
+against epochs on small datasets: the evidence for the auto-epochs rule), zoo and airbench (GPU only: skipped with a line without CUDA).
 The saved file is named after the date and the benchmarks run; copy tables into BENCHMARKS.md.
 """
 
@@ -25,6 +26,7 @@ from benchmarks import (
     accuracy,
     cache,
     default_run,
+    epochs_rule,
     formats,
     gpu,
     many_runs,
@@ -45,6 +47,7 @@ BENCHMARKS = {
     "cache": cache.run,
     "many_runs": many_runs.run,
     "photos": photos.run,
+    "epochs_rule": epochs_rule.run,
     "zoo": gpu.zoo,
     "airbench": gpu.airbench,
 }

@@ -13,6 +13,7 @@ GIL while decoding and resizing), in order, skipping broken files; a bar shows f
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import sys
@@ -58,6 +59,7 @@ def heic_missing(source: str | Path | ImageBytes) -> bool:
     return not register_heic()
 
 
+@functools.cache
 def register_heic() -> bool:
     """Teach Pillow to open HEIC/HEIF (iPhone photos) with pillow-heif, if installed; True when it can."""
     try:
@@ -91,7 +93,9 @@ def probe_image(source: str | Path | ImageBytes) -> tuple[tuple[int, int], str] 
     try:
         with open_image(source) as im:
             width, height = im.size
-            if _orientation(im) in (5, 6, 7, 8):  # rotated a quarter turn
+            # a PNG's EXIF may follow the pixels, and reading it there decodes them: headers only
+            header_exif = im.format != "PNG" or "exif" in im.info
+            if header_exif and _orientation(im) in (5, 6, 7, 8):  # rotated a quarter turn
                 width, height = height, width
             return (width, height), im.mode
     except PIL_ERRORS as e:
