@@ -285,3 +285,17 @@ def test_channel_stats_matches_a_float64_reference():
     mean, std = channel_stats(images)
     assert np.allclose(mean, x.mean(dim=(0, 2, 3)).numpy(), atol=1e-6)
     assert np.allclose(std, x.std(dim=(0, 2, 3), unbiased=False).numpy(), atol=1e-6)
+
+
+def test_decoded_cache_holds_photos_at_training_size(tmp_path):
+    from convtrain.data.disk_cache import describe_cache
+    from convtrain.data.registry import load_dataset
+
+    for c in ("a", "b"):
+        for i in range(2):
+            _gradient(tmp_path / "photos" / c / f"{i}.jpg", (640, 480))
+    first = load_dataset(f"folder:{tmp_path / 'photos'}", data_dir=str(tmp_path / "data"))
+    again = load_dataset(f"folder:{tmp_path / 'photos'}", data_dir=str(tmp_path / "data"))
+    assert first.image_size == again.image_size == 64 and torch.equal(first.train.images, again.train.images)
+    (entry,) = describe_cache(tmp_path / "data")
+    assert entry["images"] == 4 and entry["bytes"] < 4 * 3 * 64 * 64 + 4096  # 64x64 pixels, not 480x480
