@@ -182,9 +182,8 @@ def _build(
     config = input_size(config)  # a pretrained network that takes one input size only
     config, size_note = library_size(config)  # defaults.py: timm/torchvision's own input size
     data = load_data(config)  # read from disk, or kept from an earlier run (data/memory_cache.py)
-    data, upscale_note = fit_to_model(
-        data, config
-    )  # defaults.py: tiny images upscaled to the model's minimum
+    # defaults.py: tiny images upscaled to the model's minimum
+    data, upscale_note = fit_to_model(data, config)
     if not config.normalize:  # pixels scaled to 0-1 only; the model card records the same
         data = dataclasses.replace(data, mean=(0.0,) * data.channels, std=(1.0,) * data.channels)
     if config.exclude:  # a new ImageData: the loaded one may be kept for other runs (data/memory_cache.py)
