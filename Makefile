@@ -16,7 +16,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 # make train installs only what training needs, so a first run stays quick; make test adds the
-# extras (export, explain, timm, sweep, parquet, svhn, postgres) and the test tools, so every test runs.
+# extras (export, explain, timm, sweep, parquet, svhn, heic, postgres) and the test tools, so every test runs.
 $(TRAIN_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 	touch $@

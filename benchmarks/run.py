@@ -9,8 +9,10 @@ Names: overhead (engine vs bare loop), tutorial (vs the classic DataLoader loop)
 test accuracy with the fast recipes), formats (NCHW vs channels_last on the CPU), peers (convtrain vs
 Lightning, the tutorial loop and a bare loop, as whole processes), cache (a PNG folder decoded vs
 loaded from the decoded-image cache), many_runs (a 20-trial sweep and 5 seeds against their training time), default_run (a bare
-`convtrain train` as whole processes, 3 seeds, plots included), zoo_subset, zoo and airbench (GPU only: skipped with a line without CUDA, unless --device cpu asks
-for the zoo on the CPU).
+`convtrain train` as whole processes, 3 seeds, plots included), photos (a folder of camera JPEGs read
+by the old reader, the new one and torchvision's ImageFolder), epochs_rule (validation accuracy
+against epochs on small datasets: the evidence for the auto-epochs rule), zoo_subset, zoo and airbench
+(GPU only: skipped with a line without CUDA, unless --device cpu asks for the zoo on the CPU).
 The saved file is named after the date and the benchmarks run; copy tables into BENCHMARKS.md.
 """
 
@@ -21,7 +23,19 @@ import datetime
 import sys
 import time
 
-from benchmarks import accuracy, cache, default_run, formats, gpu, many_runs, overhead, peers, tutorial
+from benchmarks import (
+    accuracy,
+    cache,
+    default_run,
+    epochs_rule,
+    formats,
+    gpu,
+    many_runs,
+    overhead,
+    peers,
+    photos,
+    tutorial,
+)
 from benchmarks.common import DEVICE_CHOICE, RESULTS, SIZES, describe_machine
 
 BENCHMARKS = {
@@ -34,6 +48,8 @@ BENCHMARKS = {
     "cache": cache.run,
     "many_runs": many_runs.run,
     "zoo_subset": gpu.zoo_subset,
+    "photos": photos.run,
+    "epochs_rule": epochs_rule.run,
     "zoo": gpu.zoo,
     "airbench": gpu.airbench,
 }

@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("config", "recipes"),
     ("checkpoint",),
     ("runs",),
-    ("metrics", "optim", "warm_start", "explain"),
+    ("metrics", "optim", "warm_start", "explain", "defaults"),
     ("resolve", "evaluation"),
     ("prediction",),
     ("report",),

@@ -21,20 +21,20 @@ def tiny_data(tiny_npz):
 
 def test_resolve_fills_the_models_own_options_and_precision_and_leaves_the_callers_config(tiny_data):
     given = TrainConfig(dataset="npz:x", model="fastnet-tiny", precision="auto")
-    resolved = resolve(given, torch.device("cpu"), tiny_data, train_images=400)
+    resolved, notes = resolve(given, torch.device("cpu"), tiny_data, train_images=400)
     assert given.precision == "auto" and given.lr is None  # a new config; the caller's is unchanged
     assert resolved.precision == "fp32"  # auto on a CPU
     own = own_training("fastnet-tiny")
     assert {name: getattr(resolved, name) for name in GENERIC_TRAINING} == {**GENERIC_TRAINING, **own}
-    assert (
-        resolve(resolved, torch.device("cpu"), tiny_data, 400) == resolved
-    )  # resolving twice changes nothing
+    # 400 images at fastnet-tiny's batch of 256 are 2 steps an epoch: epochs chosen for 40 steps, and said
+    assert resolved.epochs == 20 and notes == ["20 epochs (auto: 400 images at batch 256; --epochs to choose)"]
+    assert resolve(resolved, torch.device("cpu"), tiny_data, 400) == (resolved, [])  # twice changes nothing
 
 
 def test_batch_size_auto_on_the_cpu_is_capped_by_the_training_images(tiny_data, capsys):
     config = TrainConfig(model="lenet5", batch_size="auto")
-    assert resolve(config, torch.device("cpu"), tiny_data, train_images=100).batch_size == 100
-    assert resolve(config, torch.device("cpu"), tiny_data, train_images=5000).batch_size == 256
+    assert resolve(config, torch.device("cpu"), tiny_data, train_images=100)[0].batch_size == 100
+    assert resolve(config, torch.device("cpu"), tiny_data, train_images=5000)[0].batch_size == 256
     assert "batch size auto: 256" in capsys.readouterr().out
 
 

@@ -88,8 +88,9 @@ class TrainConfig:
     optimizer, schedule and epochs start fresh (unlike --resume); other classes get a new head."""
 
     # ----- optimisation -----
-    epochs: int = 2
-    """Passes over the training split."""
+    epochs: int | None = None
+    """Passes over the training split; unset, 2, or more for a small dataset (at least 40 steps, at most
+    40 epochs: convtrain/defaults.py), said in the run's first line."""
     batch_size: int | str | None = None
     """Images per step (global across processes), or 'auto' for the largest that fits on the GPU;
     unset, the model's own (`convtrain models` lists each model's)."""
@@ -197,7 +198,8 @@ class TrainConfig:
             raise ConfigError(
                 "epoch_eval 'test' reads the test split every epoch; drop --no-test or use 'val'"
             )
-        _at_least("epochs", self.epochs, 1)
+        if self.epochs is not None:  # None: chosen from the dataset's size when the job starts
+            _at_least("epochs", self.epochs, 1)
         _at_least("workers", self.workers, 0)
         _at_least("nproc", self.nproc, 1)
         for name in ("limit_train", "patience", "max_steps", "log_every", "step_epochs", "freeze_epochs"):
@@ -221,7 +223,7 @@ class TrainConfig:
             raise ConfigError(f"channels must be 1 (gray) or 3 (RGB), got {self.channels}")
         if self.image_size is not None and not 8 <= self.image_size <= 1024:
             raise ConfigError(f"image_size must be between 8 and 1024 pixels, got {self.image_size}")
-        if self.freeze_epochs and self.freeze_epochs >= self.epochs:
+        if self.freeze_epochs and self.epochs is not None and self.freeze_epochs >= self.epochs:
             raise ConfigError(
                 f"freeze_epochs {self.freeze_epochs} must be fewer than epochs {self.epochs}, or nothing unfreezes"
             )

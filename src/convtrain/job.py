@@ -18,11 +18,13 @@ from torch import nn
 from convtrain.config import TrainConfig
 from convtrain.data.augment import parse_augment
 from convtrain.data.dataset import ImageData, Split
+from convtrain.data.decode import decode_many
 from convtrain.data.exclude import exclude_training_images
 from convtrain.data.loader import make_loader
 from convtrain.data.memory_cache import load_data
 from convtrain.data.pixels import normalize
 from convtrain.data.split import split_indices
+from convtrain.defaults import fit_to_model, library_size
 from convtrain.errors import ConfigError, ConvtrainError
 from convtrain.evaluation import Scored
 from convtrain.models import build_model, init_weights
@@ -174,9 +176,9 @@ def _build(config: TrainConfig, run: RunDir, device: torch.device, record: bool,
     """The set-up as a list of steps; `config` comes in as given and leaves resolved (resolve.py)."""
     seed_everything(config.seed)
     started = time.perf_counter()
-    data = _load(config, run, record)
+    data, notes = _load(config, run, record)
     train_split, val_split, note = _split(data, config, run, record)
-    config = resolve(config, device, data, len(train_split))
+    config, chosen = resolve(config, device, data, len(train_split))
     timings.add("data", time.perf_counter() - started)
 
     model_started = time.perf_counter()
@@ -194,7 +196,8 @@ def _build(config: TrainConfig, run: RunDir, device: torch.device, record: bool,
     writer = None
     if record and distributed.is_main():
         writer = _record(config, run, data, weights_origin)
-        _announce(config, device, channels_last, data, train_split, val_split, run, note, started)
+        notes = [*chosen, *notes, note]
+        _announce(config, device, channels_last, data, train_split, val_split, run, notes, started)
     freezer = Freezer(model, config.freeze_epochs, config.train_bn) if config.freeze_epochs else None
     return Job(
         config,
@@ -213,9 +216,13 @@ def _build(config: TrainConfig, run: RunDir, device: torch.device, record: bool,
     )
 
 
-def _load(config: TrainConfig, run: RunDir, record: bool) -> ImageData:
-    """The dataset as the run sees it: read (or kept), normalisation off if asked, listed images excluded."""
-    data = load_data(input_size(config))  # from disk, or kept from an earlier run (data/memory_cache.py)
+def _load(config: TrainConfig, run: RunDir, record: bool) -> tuple[ImageData, list[str]]:
+    """The dataset as the run sees it, and notes for the first line: read (or kept) at the network's
+    input size when it has one, images smaller than the model takes upscaled, normalisation off if
+    asked, listed images excluded."""
+    reading, size_note = library_size(input_size(config))  # a fixed or library input size: read at it
+    data = load_data(reading)  # from disk, or kept from an earlier run (data/memory_cache.py)
+    data, upscale_note = fit_to_model(data, config)  # a new ImageData: the loaded one may be kept
     if not config.normalize:  # pixels scaled to 0-1 only; the model card records the same
         data = dataclasses.replace(data, mean=(0.0,) * data.channels, std=(1.0,) * data.channels)
     if config.exclude:  # a new ImageData: the loaded one may be kept for other runs (data/memory_cache.py)
@@ -223,7 +230,7 @@ def _load(config: TrainConfig, run: RunDir, record: bool) -> ImageData:
         if record and distributed.is_main():
             run.write_excluded(excluded)
             print(f"excluded {excluded['count']} training images listed in {config.exclude}", flush=True)
-    return data
+    return data, [size_note, upscale_note]
 
 
 def _model(
@@ -315,7 +322,7 @@ def _record(config: TrainConfig, run: RunDir, data: ImageData, weights_origin: d
     return SummaryWriter(log_dir=str(run.path))
 
 
-def _announce(config, device, channels_last, data, train_split, val_split, run, note, started) -> None:
+def _announce(config, device, channels_last, data, train_split, val_split, run, notes, started) -> None:
     """The run's first line: where and how it trains, on what, and where its folder is."""
     world_size = distributed.world()[2]
     print(
@@ -324,7 +331,7 @@ def _announce(config, device, channels_last, data, train_split, val_split, run, 
         f"data {data.name}: {len(train_split)} train / {len(val_split)} val"
         f"{f' / {len(data.test)} test' if data.test is not None else ''} images, {data.num_classes} classes "
         f"[{time.perf_counter() - started:.1f}s]  model {config.model}  run folder {run.path}"
-        + (f"\n{note}" if note else ""),
+        + "".join(f"\n{line}" for line in notes if line),
         flush=True,
     )
 
@@ -385,6 +392,9 @@ def _split(data: ImageData, config: TrainConfig, run: RunDir, record: bool) -> t
 
 def _normalised_sample(split: Split, data: ImageData, count: int = 5000) -> torch.Tensor:
     """Up to `count` training images, normalised as the loader will give them: (N, C, H, W) float."""
-    if split.images is None:
-        raise ConfigError("model needs the training images in memory to initialise; use --loader device")
-    return normalize(split.images[:count], data.mean, data.std)  # (N, C, H, W)
+    images = (  # a streamed split: the first files decoded, as the loader will decode them
+        split.images[:count]
+        if split.images is not None
+        else decode_many(split.files[:count], data.channels, data.image_size)[0]
+    )
+    return normalize(images, data.mean, data.std)  # (N, C, H, W)

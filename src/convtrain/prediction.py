@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from convtrain.data.formats.folder import decode_image
+from convtrain.data.decode import decode_image
 from convtrain.data.pixels import preprocess
 from convtrain.errors import ConfigError, ImageError
 from convtrain.evaluation import load_run_data, measured_split, pick_split

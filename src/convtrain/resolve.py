@@ -7,8 +7,10 @@ What is resolved, and from what:
 - batch_size, lr, momentum, weight_decay, label_smoothing left unset: the model's own training
   options, else the generic ones (adam/adamw: lr 1e-3) -- config.with_model_defaults;
 - precision 'auto': bf16 on a CUDA GPU that supports it, else fp32 (system/runtime.py);
-- image_size unset for a pretrained library network that takes one input size only: that size
-  (warm_start.input_size; the data step reads the images at it, so the data already has it);
+- image_size unset for a pretrained library network that takes one input size only, or for any
+  timm/torchvision network: its input size (warm_start.input_size, defaults.library_size; the data
+  step reads the images at it, so the data already has it);
+- epochs unset: 2, or more for a small dataset, at least 40 optimizer steps (defaults.py);
 - batch_size 'auto': the largest batch a training step fits in GPU memory, at most 4x the model's
   own batch (system/batchsize.py), probed on a fresh copy of the network; on the CPU a size that
   keeps the cores busy.
@@ -20,23 +22,28 @@ import torch
 
 from convtrain.config import TrainConfig, with_model_defaults
 from convtrain.data.dataset import ImageData
+from convtrain.defaults import library_size, resolve_epochs
 from convtrain.models import build_model
 from convtrain.system.batchsize import find_batch_size
 from convtrain.system.runtime import resolve_precision
 from convtrain.warm_start import input_size
 
 
-def resolve(config: TrainConfig, device: torch.device, data: ImageData, train_images: int) -> TrainConfig:
-    """The config with no 'auto' and no unset training option left (the caller's is not changed)."""
+def resolve(
+    config: TrainConfig, device: torch.device, data: ImageData, train_images: int
+) -> tuple[TrainConfig, list[str]]:
+    """The config with no 'auto' and no unset training option left (the caller's is not changed), and
+    what the run's first line says about the choices made from the data (the epochs)."""
     own_batch = with_model_defaults(config.replace(batch_size=None)).batch_size  # the model's own
     config = with_model_defaults(config)
     config = config.replace(precision=resolve_precision(config.precision, device))
-    config = input_size(config)
+    config = library_size(input_size(config))[0]  # the size the data step read the images at
     if config.batch_size == "auto":
         size, why = _probe_batch_size(config, device, data, train_images, own_batch)
         config = config.replace(batch_size=size)
         print(f"batch size auto: {size} ({why})", flush=True)
-    return config
+    config, epochs_note = resolve_epochs(config, train_images, config.batch_size)
+    return config, [epochs_note] if epochs_note else []
 
 
 def _probe_batch_size(

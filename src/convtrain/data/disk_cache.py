@@ -4,7 +4,8 @@ Decoding 60,000 PNG files takes longer than a training epoch. The first run stor
 (uint8 pixels, labels, classes, mean/std) in one .npz file under the data cache folder
 ($CONVTRAIN_DATA, else ~/.cache/convtrain) in decoded/; later runs load that file instead. The cache
 is keyed by the dataset's path and the options that change pixels (image size, channels, strict), and
-it records the list of files with their sizes and modification times: a file changed, added or removed
+holds the pixels at training size (a folder of photos is stored at the size it trains at, not 4032x3024); it
+records the list of files with their sizes and modification times: a file changed, added or removed
 since makes the next run decode again, with a one-line note. A cache file that cannot be read (cut
 short, corrupted, of another version) is decoded again, never trusted; it is read with
 np.load(allow_pickle=False), so nothing in it can run code.
@@ -82,6 +83,8 @@ def cached_dataset(
             return data
         warnings.warn(f"{source}: {note}; decoding the images again", DataWarning, stacklevel=3)
     data = decode()
+    if data.train.images is None:  # too big to decode in memory: streamed from the files, nothing to store
+        return data
     try:
         _save(path, data, digest)
     except OSError as error:  # a read-only or full cache folder costs speed, never the run

@@ -10,21 +10,25 @@ import torch
 
 from convtrain.data.dataset import ImageData, Split
 
-CHUNK = 4096  # images per step: bounds the float64 copy to ~100 MB even at 3x64x64
+CHUNK_PIXELS = 1 << 23  # values per step: the int32 copy stays at 32 MB whatever the image size
 
 
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and (population) std of uint8 (N, C, H, W) images, on the 0-1 scale."""
+    """Per-channel mean and (population) std of uint8 (N, C, H, W) images, on the 0-1 scale.
+
+    Sums of pixel values and of their squares are exact integers (int64), taken over chunks of a
+    bounded size: no float copy of the split is ever made."""
     channels = images.shape[1]
-    total = torch.zeros(channels, dtype=torch.float64)
-    total_sq = torch.zeros(channels, dtype=torch.float64)
-    for start in range(0, len(images), CHUNK):
-        x = images[start : start + CHUNK].to(torch.float64) / 255  # (B, C, H, W)
-        total += x.sum(dim=(0, 2, 3))
-        total_sq += x.square().sum(dim=(0, 2, 3))
-    count = images.numel() // channels
-    mean = total / count
-    std = (total_sq / count - mean.square()).clamp_min(0).sqrt()
+    total = torch.zeros(channels, dtype=torch.int64)
+    total_sq = torch.zeros(channels, dtype=torch.int64)
+    rows = max(1, CHUNK_PIXELS // max(1, images[0].numel())) if len(images) else 1
+    for start in range(0, len(images), rows):
+        x = images[start : start + rows].to(torch.int32)  # (B, C, H, W); 255**2 fits in int32
+        total += x.sum(dim=(0, 2, 3), dtype=torch.int64)
+        total_sq += x.square().sum(dim=(0, 2, 3), dtype=torch.int64)
+    count = max(1, images.numel() // channels)
+    mean = total.double() / count / 255
+    std = (total_sq.double() / count / 255**2 - mean.square()).clamp_min(0).sqrt()
     return tuple(round(v, 6) for v in mean.tolist()), tuple(round(v, 6) for v in std.tolist())
 
 

@@ -28,7 +28,7 @@ import torch
 
 from convtrain.data.augment import Augment
 from convtrain.data.dataset import Split
-from convtrain.data.formats.folder import decode_image
+from convtrain.data.decode import decode_image
 from convtrain.data.pixels import scale_and_shift
 from convtrain.errors import ConfigError, ConvtrainError
 

@@ -27,6 +27,7 @@ from convtrain.data.augment import parse_augment
 from convtrain.data.dataset import ImageData, Split
 from convtrain.data.loader import make_loader
 from convtrain.data.pixels import normalize
+from convtrain.defaults import DEFAULT_EPOCHS
 from convtrain.errors import ConfigError
 from convtrain.models import build_model, init_weights
 from convtrain.models.hooks import FitsToData
@@ -112,7 +113,7 @@ def _train_fold(
     scaler = grad_scaler(config.precision, device)  # acts for fp16 only, as in training
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     model.train()
-    for epoch in range(config.epochs):
+    for epoch in range(config.epochs or DEFAULT_EPOCHS):  # folds are small: no auto epochs
         loader.set_epoch(epoch)
         for x, y in loader:  # x (B, C, H, W) normalised on the device
             train_step(model, criterion, optimizer, scaler, x, y, config.precision, config.grad_clip)

@@ -17,17 +17,19 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from convtrain.data.formats.folder import (
-    GRAY_MODES,
-    IMAGE_EXTENSIONS,
-    PIL_ERRORS,
-    list_visible,
-    probe_image,
-    split_trees,
-)
+from convtrain.data.decode import GRAY_MODES, IMAGE_EXTENSIONS, PIL_ERRORS, probe_image
+from convtrain.data.formats.folder import list_visible, split_trees
 
 # The extensions each PIL format is expected under; a file whose content is another format is misnamed.
-FORMAT_EXTENSIONS = {"PNG": {".png"}, "JPEG": {".jpg", ".jpeg"}, "BMP": {".bmp"}, "WEBP": {".webp"}}
+FORMAT_EXTENSIONS = {
+    "PNG": {".png"},
+    "JPEG": {".jpg", ".jpeg"},
+    "BMP": {".bmp"},
+    "WEBP": {".webp"},
+    "TIFF": {".tif", ".tiff"},
+    "GIF": {".gif"},
+    "HEIF": {".heic", ".heif"},
+}
 
 
 @dataclass

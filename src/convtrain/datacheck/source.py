@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from convtrain.data.dataset import ImageData
-from convtrain.data.formats.folder import decode_image, resize_images
+from convtrain.data.decode import decode_image
+from convtrain.data.formats.folder import resize_images
 from convtrain.data.registry import load_dataset
 from convtrain.datacheck.files import FileIssue
 from convtrain.errors import ConfigError, DataError, ImageError

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from convtrain.data.formats.folder import decode_image
+from convtrain.data.decode import decode_image
 from convtrain.data.pixels import preprocess
 from convtrain.explain.attribution import explain
 from convtrain.explain.overlay import plot_explanation, plot_explanation_grid, prediction_colors

@@ -22,6 +22,7 @@ from convtrain.errors import ConfigError
 
 SOURCES = ("timm", "torchvision")
 TIMM_INSTALL = "pip install 'convtrain[timm]'"
+LIBRARY_SIDE = 224  # the input side of a library model whose own size is not recorded
 
 
 def split_name(name: str) -> tuple[str, str] | None:
@@ -125,3 +126,21 @@ def _replace_first_conv(model: nn.Module, in_channels: int) -> None:
         padding_mode=conv.padding_mode,
     )
     setattr(model.get_submodule(parent), attr, stem)
+
+
+def default_input_size(name: str) -> tuple[int, int]:
+    """(side the library trains the model at, smallest side it takes) for timm:/torchvision: names:
+    timm's pretrained config, torchvision's default weights' crop; 224 and 1 when the library says nothing."""
+    source, arch = split_name(name)
+    check_name(source, arch)
+    if source == "timm":
+        cfg = timm_module().models.get_pretrained_cfg(arch)
+        side = cfg.input_size[-1] if cfg is not None and cfg.input_size else LIBRARY_SIDE
+        return side, side if cfg is not None and cfg.fixed_input_size else 1
+    import torchvision
+
+    weights = torchvision.models.get_model_weights(arch).DEFAULT
+    if weights is None:
+        return LIBRARY_SIDE, 1
+    crop = getattr(weights.transforms(), "crop_size", [LIBRARY_SIDE])
+    return crop[0], weights.meta.get("min_size", (1, 1))[0]

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convtrain.data.formats.folder import decode_image
+from convtrain.data.decode import decode_image
 from convtrain.data.pixels import preprocess
 from convtrain.errors import ConfigError, ConvtrainError
 from convtrain.evaluation import load_run_data

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from convtrain.data.memory_cache import keep_datasets
+from convtrain.defaults import DEFAULT_EPOCHS
 from convtrain.errors import ConfigError, ConvtrainError
 from convtrain.files import write_text_atomic
 from convtrain.runs.folder import RunDir, numbered
@@ -167,7 +168,7 @@ def _train_trial(spec: SweepSpec, trial, params: dict[str, Any], out: str, index
         epoch = int(row["epoch"])
         trial.report(row[spec.objective], step=epoch)
         # after the last epoch there is nothing left to save: the trial completes, with a real value
-        if epoch < config.epochs and trial.should_prune():
+        if epoch < (config.epochs or DEFAULT_EPOCHS) and trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {epoch}")
 
     with silenced():

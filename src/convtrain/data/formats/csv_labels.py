@@ -19,14 +19,8 @@ import re
 from pathlib import Path
 
 from convtrain.data.dataset import ImageData
-from convtrain.data.formats.folder import (
-    IMAGE_EXTENSIONS,
-    SPLIT_NAMES,
-    ImageBytes,
-    first_few,
-    from_files,
-    probe_all,
-)
+from convtrain.data.decode import IMAGE_EXTENSIONS, ImageBytes
+from convtrain.data.formats.folder import SPLIT_NAMES, first_few, from_files, probe_all
 from convtrain.errors import ConfigError, DataError, reason
 
 PATH_COLUMNS = ("path", "file", "filename", "file_name", "image", "image_id", "id")

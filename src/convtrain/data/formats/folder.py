@@ -1,36 +1,45 @@
 """Folders of images (`folder:PATH`), and the pixel conversions every format shares.
 
-PATH holds one sub-folder per class (`PATH/<class>/*.png|jpg|jpeg|bmp|webp`), or `train/`, `val/`
-and `test/` trees laid out that way (classes then come from train/). Files are checked once by
-their headers; ones that are not readable images are skipped and counted in ImageData.notes, or
-refused with strict=True. Images become gray or RGB (the majority of files, unless channels is given)
-and square image_size x image_size (the most common size, unless given).
+PATH holds one sub-folder per class (`PATH/<class>/*.png|jpg|jpeg|bmp|webp|tif|tiff|gif|heic`), or
+`train/`, `val/` and `test/` trees laid out that way (classes then come from train/). Files are
+checked once by their headers; ones that are not readable images are skipped and counted in
+ImageData.notes, or refused with strict=True. Images become gray or RGB (the majority of files,
+unless channels is given) and square image_size x image_size: unless given, the most common size
+when that is small (up to NATIVE_UP_TO, e.g. MNIST or CIFAR), else PHOTO_SIDE. They are decoded in
+parallel by data/decode.py, and only when the decoded split fits in the memory that is free;
+otherwise the split is kept as file lists and streamed (with a note).
 
     python -c "from convtrain.data.formats.folder import read_folder; print(read_folder('../shared/datasets/cifar10-sample'))"
 """
 
 from __future__ import annotations
 
-import io
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from convtrain.data.dataset import ImageData, Split
+from convtrain.data.decode import (
+    GRAY_MODES,
+    HEIC_INSTALL,
+    ImageBytes,
+    available_memory,
+    decode_image,  # noqa: F401  (re-exported: folder.decode_image is the name tests and older code use)
+    decode_many,
+    decoded_bytes,
+    probe_image,
+)
 from convtrain.data.info import channel_stats
-from convtrain.errors import DataError, ImageError, reason
+from convtrain.errors import DataError
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
-GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
-PIL_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)  # what broken files raise
+NATIVE_UP_TO = 96  # images up to this side (MNIST 28, CIFAR 32, STL-10 96) keep their own size
+PHOTO_SIDE = 64  # larger ones (photos) are read at this side unless image_size says otherwise
+MEMORY_SHARE = 0.75  # decode in memory only when the split takes at most this share of free memory
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 weights, the same ones PIL uses for RGB -> L
-CHUNK = 1024  # images per conversion step, to bound the float copy
+CHUNK_PIXELS = 1 << 24  # values per conversion step: bounds the float copy to 64 MB whatever the image size
 STATS_SAMPLE = 2000  # streamed folders: train images decoded to estimate mean/std
 SHOWN = 5  # skipped files named in the note; the rest are counted
 
@@ -38,15 +47,20 @@ SHOWN = 5  # skipped files named in the note; the rest are counted
 # ----- pixel conversions (also used for npz and registered datasets) -----
 
 
+def _rows_per_chunk(images: torch.Tensor) -> int:
+    return max(1, CHUNK_PIXELS // max(1, images[0].numel())) if len(images) else 1
+
+
 def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
     """Resize uint8 (N, C, H, W) images to (N, C, size, size): antialiased bilinear, rounded back to uint8."""
     if images.shape[-2:] == (size, size):
         return images
     out = torch.empty((*images.shape[:2], size, size), dtype=torch.uint8)
-    for start in range(0, len(images), CHUNK):
-        x = images[start : start + CHUNK].float()  # (B, C, H, W)
+    rows = _rows_per_chunk(images)
+    for start in range(0, len(images), rows):
+        x = images[start : start + rows].float()  # (B, C, H, W)
         y = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        out[start : start + CHUNK] = y.round_().clamp_(0, 255).to(torch.uint8)
+        out[start : start + rows] = y.round_().clamp_(0, 255).to(torch.uint8)
     return out
 
 
@@ -59,46 +73,11 @@ def to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
         return images.expand(-1, 3, -1, -1).contiguous()  # (N, 3, H, W)
     weights = torch.tensor(LUMA).view(1, 3, 1, 1)
     out = torch.empty((len(images), 1, *images.shape[2:]), dtype=torch.uint8)
-    for start in range(0, len(images), CHUNK):
-        gray = (images[start : start + CHUNK].float() * weights).sum(dim=1, keepdim=True)  # (B, 1, H, W)
-        out[start : start + CHUNK] = gray.round_().clamp_(0, 255).to(torch.uint8)
+    rows = _rows_per_chunk(images)
+    for start in range(0, len(images), rows):
+        gray = (images[start : start + rows].float() * weights).sum(dim=1, keepdim=True)  # (B, 1, H, W)
+        out[start : start + rows] = gray.round_().clamp_(0, 255).to(torch.uint8)
     return out
-
-
-@dataclass(frozen=True)
-class ImageBytes:
-    """An encoded image held in memory (a parquet cell), named for messages like a file."""
-
-    name: str  # e.g. train-00000.parquet row 17
-    data: bytes
-
-    def __str__(self) -> str:
-        return self.name
-
-
-def _open(source: str | Path | ImageBytes) -> Image.Image:
-    return Image.open(io.BytesIO(source.data) if isinstance(source, ImageBytes) else source)
-
-
-def decode_image(
-    path: str | Path | ImageBytes, channels: int | None = None, image_size: int | None = None
-) -> torch.Tensor:
-    """Read one image (a file, or bytes in memory) as uint8 (C, H, W): gray (1) or RGB (3), resized to image_size if given.
-
-    Every reader of image files (folders, csv, parquet) and the streaming loader decode through here.
-    """
-    try:
-        with _open(path) as im:
-            if im.mode.startswith("I;16"):  # 16-bit gray: scale to 8 bits instead of clipping at 255
-                im = Image.fromarray((np.asarray(im, dtype=np.float64) / 257).round().astype(np.uint8))
-            channels = channels or (1 if im.mode in GRAY_MODES else 3)
-            pixels = np.array(im.convert("L" if channels == 1 else "RGB"))  # (H, W) or (H, W, 3)
-    except PIL_ERRORS as e:
-        raise ImageError(f"cannot read image {path} ({reason(e)})") from None
-    x = torch.from_numpy(pixels).view(*pixels.shape[:2], channels).permute(2, 0, 1)  # (C, H, W)
-    if image_size is not None:
-        x = resize_images(x[None], image_size)[0]
-    return x.contiguous()
 
 
 # ----- finding the files -----
@@ -115,17 +94,6 @@ def split_trees(root: Path) -> dict[str, Path]:
     if any(p.name == "train" for p in subdirs) and all(p.name in SPLIT_NAMES for p in subdirs):
         return {SPLIT_NAMES[p.name]: p for p in subdirs}
     return {"train": root}
-
-
-def probe_image(path: Path | ImageBytes) -> tuple[tuple[int, int], str] | str:
-    """(size, mode) read from the header, or the reason the file is not a usable image."""
-    if isinstance(path, Path) and path.suffix.lower() not in IMAGE_EXTENSIONS:
-        return "not an image file name (.png, .jpg, .jpeg, .bmp, .webp)"
-    try:
-        with _open(path) as im:
-            return im.size, im.mode
-    except PIL_ERRORS as e:
-        return reason(e)
 
 
 def _scan(trees: dict[str, Path]) -> tuple[list[str], dict[str, list[tuple[Path, int]]], dict, list]:
@@ -196,7 +164,21 @@ def first_few(names: list[str]) -> str:
 
 def _skipped_note(bad: list[tuple[Path, str]], root: Path) -> str:
     names = first_few([_shown(p, root) for p, _ in bad])
-    return f"skipped {len(bad)} files in {root} that are not readable images: {names}"
+    heic = sum("pillow-heif" in why for _, why in bad)
+    extra = (
+        f" ({heic} of them HEIC/HEIF photos, which need the pillow-heif package: {HEIC_INSTALL})"
+        if heic
+        else ""
+    )
+    return f"skipped {len(bad)} files in {root} that are not readable images: {names}{extra}"
+
+
+def auto_side(width: int, height: int) -> int:
+    """The square side images of (width, height) are read at when image_size is not given: their
+    short side when small (MNIST, CIFAR), PHOTO_SIDE for photos. Smaller than a model takes is the
+    job's to settle (defaults.fit_to_model upscales), so tiny images are read as they are."""
+    side = min(width, height)
+    return side if side <= NATIVE_UP_TO else PHOTO_SIDE
 
 
 def _geometry(
@@ -209,11 +191,15 @@ def _geometry(
     if image_size is None:
         sizes = Counter(size for size, _ in headers.values())
         (width, height), _ = sizes.most_common(1)[0]
-        image_size = min(width, height)
-        if len(sizes) > 1 or width != height:
+        image_size = auto_side(width, height)
+        if len(sizes) > 1 or (width, height) != (image_size, image_size):
+            kinds = (
+                f"{len(sizes)} sizes (most common {width}x{height})"
+                if len(sizes) > 1
+                else f"{width}x{height}"
+            )
             notes.append(
-                f"images have {len(sizes)} sizes (most common {width}x{height}): all resized to "
-                f"{image_size}x{image_size}; pass image_size to choose"
+                f"images are {kinds}: all resized to {image_size}x{image_size}; pass --image-size to choose"
             )
     return channels, image_size
 
@@ -221,18 +207,26 @@ def _geometry(
 # ----- reading -----
 
 
-def _decode_all(entries: list[tuple[Path, int]], channels: int, size: int, bad: list) -> Split:
-    images = torch.empty((len(entries), channels, size, size), dtype=torch.uint8)
-    kept = []
-    for path, label in entries:
-        try:
-            images[len(kept)] = decode_image(path, channels, size)
-            kept.append(label)
-        except ImageError as e:  # a valid header over broken pixel data
-            bad.append((path, str(e)))
-    if len(kept) < len(images):
-        images = images[: len(kept)].clone()  # drop the rows of skipped files
-    return Split(labels=torch.tensor(kept, dtype=torch.int64), images=images)
+def _decode_all(entries: list[tuple[Path, int]], channels: int, size: int, bad: list, title: str) -> Split:
+    images, kept, broken = decode_many([path for path, _ in entries], channels, size, title=title)
+    bad += broken  # valid headers over broken pixel data
+    return Split(labels=torch.tensor([entries[i][1] for i in kept], dtype=torch.int64), images=images)
+
+
+def _fits_in_memory(
+    files: dict[str, list], channels: int, image_size: int, memory_limit: int | None, notes: list[str]
+) -> bool:
+    """Whether the decoded splits fit in memory_limit (default: a share of the free memory); a note if not."""
+    count = sum(len(entries) for entries in files.values())
+    needed = decoded_bytes(count, channels, image_size)
+    limit = memory_limit if memory_limit is not None else int(MEMORY_SHARE * available_memory())
+    if needed <= limit:
+        return True
+    notes.append(
+        f"the {count} images at {channels}x{image_size}x{image_size} need {needed / 2**30:.1f} GB decoded, "
+        f"more than the {limit / 2**30:.1f} GB of memory free: streaming them from disk (--loader stream)"
+    )
+    return False
 
 
 def read_folder(
@@ -241,8 +235,10 @@ def read_folder(
     channels: int | None = None,
     strict: bool = False,
     in_memory: bool = True,
+    memory_limit: int | None = None,
 ) -> ImageData:
-    """A folder dataset as ImageData: decoded in memory, or (in_memory=False) as file lists with labels."""
+    """A folder dataset as ImageData: decoded in memory, or (in_memory=False, or when the decoded
+    splits would take more than memory_limit bytes) as file lists with labels."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"folder dataset {root} does not exist or is not a folder")
@@ -260,6 +256,7 @@ def read_folder(
         channels,
         strict,
         in_memory,
+        memory_limit,
     )
 
 
@@ -275,19 +272,25 @@ def from_files(
     channels: int | None = None,
     strict: bool = False,
     in_memory: bool = True,
+    memory_limit: int | None = None,
 ) -> ImageData:
     """Labelled image files (per split) as ImageData: the one decode path of folders, csv and parquet.
 
     files maps train/val/test to (file, label) lists whose headers are in headers; bad holds the
     files already found unreadable (named relative to root). Decoding adds the ones whose pixels
-    turn out broken.
+    turn out broken. Splits that would not fit in memory_limit bytes (None: the free memory) stay
+    file lists, for the streaming loader.
     """
     if strict and bad:
         raise _refuse_bad_files(bad, root)
     notes: list[str] = []
     channels, image_size = _geometry(headers, image_size, channels, notes)
+    in_memory = in_memory and _fits_in_memory(files, channels, image_size, memory_limit, notes)
     if in_memory:
-        splits = {name: _decode_all(entries, channels, image_size, bad) for name, entries in files.items()}
+        splits = {
+            name: _decode_all(entries, channels, image_size, bad, f"reading {name} images")
+            for name, entries in files.items()
+        }
     else:
         splits = {
             name: Split(
@@ -311,7 +314,8 @@ def from_files(
         mean, std = channel_stats(splits["train"].images)
     else:  # estimate from an even sample of the training files rather than decoding them all
         sample = splits["train"].files[:: max(1, len(splits["train"]) // STATS_SAMPLE)]
-        mean, std = channel_stats(_decode_all([(p, 0) for p in sample], channels, image_size, []).images)
+        sampled = _decode_all([(p, 0) for p in sample], channels, image_size, [], "sampling mean/std")
+        mean, std = channel_stats(sampled.images)
     return ImageData(
         name=name,
         classes=classes,

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from convtrain.data.dataset import ImageData
-from convtrain.data.formats.folder import ImageBytes, first_few, from_files, probe_all
+from convtrain.data.decode import ImageBytes
+from convtrain.data.formats.folder import first_few, from_files, probe_all
 from convtrain.errors import DataError, reason
 
 IMAGE_COLUMNS = ("image", "img")
