@@ -196,8 +196,9 @@ def _build(config: TrainConfig, run: RunDir, device: torch.device, record: bool,
     writer = None
     if record and distributed.is_main():
         writer = _record(config, run, data, weights_origin)
-        notes = [*chosen, *notes, note]
-        _announce(config, device, channels_last, data, train_split, val_split, run, notes, started)
+        _announce(
+            config, device, channels_last, data, train_split, val_split, run, chosen, [*notes, note], started
+        )
     freezer = Freezer(model, config.freeze_epochs, config.train_bn) if config.freeze_epochs else None
     return Job(
         config,
@@ -322,15 +323,20 @@ def _record(config: TrainConfig, run: RunDir, data: ImageData, weights_origin: d
     return SummaryWriter(log_dir=str(run.path))
 
 
-def _announce(config, device, channels_last, data, train_split, val_split, run, notes, started) -> None:
-    """The run's first line: where and how it trains, on what, and where its folder is."""
+def _announce(
+    config, device, channels_last, data, train_split, val_split, run, chosen, notes, started
+) -> None:
+    """The run's first line: where and how it trains, on what, what was chosen for it (the epochs),
+    and where its folder is; then a line per note."""
     world_size = distributed.world()[2]
     print(
         f"device {device} ({config.precision}{', channels_last' if channels_last else ''}"
         f"{', compiled' if config.compile else ''}{f', {world_size} processes' if world_size > 1 else ''})  "
         f"data {data.name}: {len(train_split)} train / {len(val_split)} val"
         f"{f' / {len(data.test)} test' if data.test is not None else ''} images, {data.num_classes} classes "
-        f"[{time.perf_counter() - started:.1f}s]  model {config.model}  run folder {run.path}"
+        f"[{time.perf_counter() - started:.1f}s]  model {config.model}"
+        + "".join(f", {words}" for words in chosen)
+        + f"  run folder {run.path}"
         + "".join(f"\n{line}" for line in notes if line),
         flush=True,
     )
