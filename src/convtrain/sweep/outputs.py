@@ -6,6 +6,7 @@ python -c "from convtrain.sweep.outputs import write_outputs; from convtrain.swe
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,17 @@ def trial_rows(study) -> list[dict[str, Any]]:
 
 
 def write_outputs(folder: SweepDir, spec: SweepSpec | None = None, study=None) -> Path:
-    """trials.csv, best.yaml and report.html from the study; returns the report's path."""
+    """trials.csv, best.yaml and report.html from the study; returns the report's path.
+
+    Every worker command writes them when it stops. One at a time (a lock in the sweep folder), each
+    reading the study once it holds the lock: a worker that stopped first, while another's last
+    trial still ran, can then never overwrite the later worker's files with what it read before."""
+    with open(folder.path / ".outputs.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        return _write_outputs(folder, spec, study)
+
+
+def _write_outputs(folder: SweepDir, spec: SweepSpec | None, study) -> Path:
     if spec is None or study is None:
         saved = yaml.safe_load(folder.spec_path.read_text())
         spec = parse_spec(saved["spec"], str(folder.spec_path))
