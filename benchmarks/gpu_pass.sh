@@ -7,10 +7,10 @@
 #   bash benchmarks/gpu_pass.sh --only zoo,ddp     # some sections
 #   bash benchmarks/gpu_pass.sh --quick --device cpu --tiny   # on a CPU: checks the pass runs, and its length
 #
-# Sections, in order (each under `timeout` with its own budget; --quick budgets add up to 345 s):
+# Sections, in order (each under `timeout` with its own budget; --quick budgets add up to 330 s):
 #   machine     GPU, driver, torch and CUDA versions
 #   tests       the gpu-marked tests (tests/test_gpu.py and others); wheels/ extras installed first if present
-#   zoo_subset  zoo throughput for fastnet-tiny, resnet9 and lenet5 (fp32, bf16 + channels_last, + compile)
+#   zoo_subset  zoo throughput for fastnet-tiny and resnet9 (fp32, bf16 + channels_last, + compile), row by row
 #   airbench    cifar10-fast against the public airbench94 script (needs external/airbench94.py)
 #   mnist       time to accuracy on real MNIST with the fast recipes (needs the datasets beside the checkout)
 #   tutorial    against the classic tutorial DataLoader loop
@@ -47,18 +47,22 @@ fi
 [ -n "$ONLY" ] && SECTIONS="${ONLY//,/ }"
 export OUT PYTHON QUICK TINY DEVICE
 
-# seconds each section may take: --quick first, then the full pass
+# seconds each section may take: --quick (they add up to 330 s, 6 minutes with every kill grace), then
+# the full pass. On a CPU (--device cpu) each budget is multiplied by $CPU_BUDGET_FACTOR (default 6).
 budget() {
+  local seconds
   case "$1" in
-    machine) echo 30 ;;
-    tests) [ -n "$QUICK" ] && echo 90 || echo 600 ;;
-    zoo_subset) [ -n "$QUICK" ] && echo 60 || echo 300 ;;
-    airbench) [ -n "$QUICK" ] && echo 75 || echo 600 ;;
-    mnist) [ -n "$QUICK" ] && echo 30 || echo 600 ;;
-    tutorial) [ -n "$QUICK" ] && echo 30 || echo 600 ;;
-    ddp) echo 30 ;;
-    zoo) echo 1800 ;;
+    machine) seconds=15 ;;
+    tests) [ -n "$QUICK" ] && seconds=75 || seconds=600 ;;
+    zoo_subset) [ -n "$QUICK" ] && seconds=75 || seconds=300 ;;
+    airbench) [ -n "$QUICK" ] && seconds=75 || seconds=600 ;;
+    mnist) [ -n "$QUICK" ] && seconds=30 || seconds=600 ;;
+    tutorial) [ -n "$QUICK" ] && seconds=30 || seconds=600 ;;
+    ddp) seconds=30 ;;
+    zoo) seconds=1800 ;;
   esac
+  [ "$DEVICE" = cpu ] && seconds=$(( seconds * ${CPU_BUDGET_FACTOR:-6} ))
+  echo "$seconds"
 }
 
 bench() {  # one benchmarks.run name; its table goes to $OUT/<section>.md
@@ -96,7 +100,8 @@ with tempfile.TemporaryDirectory() as tmp:
     base = [sys.executable, "-m", "convtrain", "train", "--dataset", f"npz:{tmp}/d.npz", "--model", "lenet5",
             "--epochs", "1", "--batch-size", "256", "--no-plots", "--quiet", "--device", device]
     done = subprocess.run([*base, "--nproc", str(nproc), "--out", f"{tmp}/run"], capture_output=True, text=True)
-    last = (done.stdout + done.stderr).strip().splitlines()[-3:]
+    said = [line for line in (done.stdout + done.stderr).splitlines() if "distributed/run.py" not in line and "****" not in line]
+    last = said[-3:]
     print(f"--nproc {nproc} on {gpus} GPU(s), device {device}: exit {done.returncode}")
     print("\n".join(last))
     if device == "cuda" and gpus < 2:  # one GPU: the second process is refused in one line, not a traceback
@@ -111,7 +116,7 @@ echo "gpu pass: $SECTIONS ($([ -n "$QUICK" ] && echo quick || echo full), device
 for section in $SECTIONS; do
   started=$(date +%s)
   # each section in its own shell under `timeout`, so one that hangs cannot take the rest of the window
-  timeout --kill-after=10 "$(budget "$section")" bash -c "$(declare -f budget bench run_section); run_section $section" \
+  timeout --kill-after=4 "$(budget "$section")" bash -c "$(declare -f budget bench run_section); run_section $section" \
     && status=0 || status=$?
   echo "$section exit $status $(( $(date +%s) - started ))s" | tee -a "$OUT/sections.txt"
 done

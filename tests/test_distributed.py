@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -68,6 +69,43 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     w_two = torch.load(two / "last.pt", weights_only=True)["model"]
     w_one = torch.load(one / "last.pt", weights_only=True)["model"]
     assert all(torch.allclose(w_two[k], w_one[k], atol=1e-4) for k in w_one)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_nodes_on_localhost_match_one_node_with_two_processes(tmp_path):
+    # Two torchrun launches, one per "node", meeting through c10d rendezvous; gloo between them.
+    nodes, one = tmp_path / "nodes", tmp_path / "one"
+    rendezvous = ["--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d"]
+    rendezvous += ["--rdzv-endpoint", f"localhost:{free_port()}", "--rdzv-id", "convtrain-two-nodes"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CONVTRAIN_DIST_TIMEOUT": "60"}
+    launches = [
+        subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", *rendezvous, "--node-rank", str(rank)]
+            + ["-m", "convtrain", "train", "--out", str(nodes), *SHORT_RUN],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for rank in (0, 1)
+    ]
+    outputs = [launch.communicate(timeout=600) for launch in launches]
+    assert [launch.returncode for launch in launches] == [0, 0], [err[-2000:] for _, err in outputs]
+    assert sum(out.count("epoch 1/1") for out, _ in outputs) == 1, "only the global rank 0 prints"
+    assert len(list(nodes.glob("events.out.tfevents.*"))) == 1, "one run folder, written once"
+    done = run_cli(["train", "--nproc", "2", "--out", str(one), *SHORT_RUN])
+    assert done.returncode == 0, done.stderr[-3000:]
+    results_nodes = json.loads((nodes / "results.json").read_text())
+    results_one = json.loads((one / "results.json").read_text())
+    assert results_nodes["test_images"] == results_one["test_images"] == 10000
+    w_nodes = torch.load(nodes / "last.pt", weights_only=True)["model"]
+    w_one = torch.load(one / "last.pt", weights_only=True)["model"]
+    assert all(torch.allclose(w_nodes[k], w_one[k], atol=1e-6) for k in w_one)
 
 
 def _children(pid: int) -> list[int]:
