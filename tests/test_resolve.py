@@ -27,7 +27,9 @@ def test_resolve_fills_the_models_own_options_and_precision_and_leaves_the_calle
     own = own_training("fastnet-tiny")
     assert {name: getattr(resolved, name) for name in GENERIC_TRAINING} == {**GENERIC_TRAINING, **own}
     # 400 images at fastnet-tiny's batch of 256 are one full step an epoch (drop_last): 40 epochs, and said
-    assert resolved.epochs == 40 and notes == ["40 epochs (auto: 400 images at batch 256; --epochs to choose)"]
+    assert resolved.epochs == 40 and notes == [
+        "40 epochs (auto: 400 images at batch 256; --epochs to choose)"
+    ]
     assert resolve(resolved, torch.device("cpu"), tiny_data, 400) == (resolved, [])  # twice changes nothing
 
 
