@@ -42,7 +42,9 @@ from convtrain.system.runtime import (
 
 DEFAULT_RECIPE = "mnist-fast"
 EVAL_BATCH = 1024
+SCORING_MODELS = 1  # models trained on all of train that score val/test (benchmarks/datacheck_planted)
 # Options of a recipe that concern the dataset or the run folder, not how a fold model trains.
+MIXING = ("mixup", "cutmix")
 NOT_TRAINING = ("dataset", "data_dir", "val_split", "out", "resume", "limit_train", "epoch_eval", "tta")
 
 
@@ -56,20 +58,40 @@ class FoldResult:
     config: TrainConfig  # what the fold models trained with
 
 
+@dataclass
+class HeldOutScores:
+    """Probabilities of splits that no model saw, from models trained on the whole train split."""
+
+    others: dict[str, torch.Tensor]  # split -> (M, K) mean of the models' probabilities
+    models: int
+    train_accuracy: float  # the last model's accuracy on its own training images (a sanity check)
+    seconds: float
+    config: TrainConfig
+
+
 def fold_config(recipe: str | None, model: str | None, options: dict[str, Any] | None) -> TrainConfig:
-    """The TrainConfig of the fold models: the recipe (without label smoothing), then `model`, then any
-    other options."""
+    """The TrainConfig of the fold (and scoring) models: the recipe without label smoothing or
+    mixup/cutmix, then `model`, then any other options (which may set them back on purpose)."""
     values = {k: v for k, v in load_recipe(recipe or DEFAULT_RECIPE).items() if k not in NOT_TRAINING}
-    # Label smoothing caps every probability below 1 - smoothing * (K-1)/K: a trick for accuracy that
-    # blunts exactly the confidence confident learning reads, so fold models train without it.
+    # Label smoothing caps every probability below 1 - smoothing * (K-1)/K, and mixup/cutmix train on
+    # blended targets: tricks for accuracy that blunt exactly the confidence confident learning
+    # reads, so the models train without them unless the caller asks for them in `options`.
     values["label_smoothing"] = 0.0
+    values["augment"] = without_mixing(str(values.get("augment", "none")))
     if model:
         values["model"] = model
     values.update(options or {})
     values["recipe"] = recipe or DEFAULT_RECIPE
     config = TrainConfig.from_dict(values, source=f"recipe {recipe or DEFAULT_RECIPE}")
     # Filling the model's own options looks the model up: a typo is refused now, not after loading.
+    # A model's own label smoothing (fastnet's 0.2) only fills an unset value: 0 above stays.
     return with_model_defaults(config)
+
+
+def without_mixing(augment: str) -> str:
+    """The augment spec without its mixup/cutmix items ('none' when nothing is left)."""
+    kept = [item for item in parse_augment(augment).spec.split(",") if item.split(":")[0] not in MIXING]
+    return ",".join(kept) if kept and kept != ["none"] else "none"
 
 
 def fold_ids(labels: torch.Tensor, folds: int, seed: int) -> torch.Tensor:
@@ -173,3 +195,45 @@ def out_of_fold(
     accuracy = (probs.argmax(1) == train.labels).float().mean().item()
     means = {name: total / folds for name, total in sums.items()}
     return FoldResult(probs, means, ids, accuracy, time.perf_counter() - started, config)
+
+
+def score_held_out(
+    data: ImageData,
+    train: Split,
+    others: dict[str, Split],
+    models: int = 1,
+    config: TrainConfig | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    log: Callable[[str], None] = print,
+) -> HeldOutScores:
+    """Train `models` networks (seeds seed, seed+1, ...) on the whole of `train` and average their
+    probabilities on each of `others`: out-of-sample for val and test, at the cost of `models`
+    trainings instead of K folds."""
+    if isinstance(models, bool) or not isinstance(models, int) or models < 1:
+        raise ConfigError(f"models must be a whole number of at least 1, got {models!r}")
+    if len(train) == 0:
+        raise ConfigError("the train split is empty: nothing to train the scoring models on")
+    config = config or fold_config(None, None, None)
+    where = pick_device(device)
+    config = config.replace(precision=resolve_precision(config.precision, where))
+    sums = {name: torch.zeros((len(split), data.num_classes)) for name, split in others.items()}
+    started = time.perf_counter()
+    fitted = 0.0
+    for m in range(models):
+        model = _train_fold(train, data, config, where, seed + m)
+        for name, split in others.items():
+            sums[name] += predict_probs(model, split, data, config, where)
+        sample = train.subset(torch.arange(min(len(train), 5000)))
+        fitted = (
+            (predict_probs(model, sample, data, config, where).argmax(1) == sample.labels)
+            .float()
+            .mean()
+            .item()
+        )
+        log(
+            f"labels: scoring model {m + 1}/{models} trained on all {len(train)} training images "
+            f"({100 * fitted:.2f}% on the first {len(sample)} of them) [{time.perf_counter() - started:.0f}s]"
+        )
+    means = {name: total / models for name, total in sums.items()}
+    return HeldOutScores(means, models, fitted, time.perf_counter() - started, config)
