@@ -1,13 +1,14 @@
 """check(): audit a dataset before trusting the accuracy measured on it.
 
-One call runs every check on the chosen splits and (with out=) writes check.json, issues.csv and
-check.html: broken files (files.py), exact and near duplicates within and across splits
-(duplicates.py), label issues by confident learning on K-fold out-of-fold probabilities (labels.py,
-crossval.py; only with labels=True, as it trains K models) and class balance (balance.py). One line
-per check is printed as it finishes.
+One call runs every check on the chosen splits and (with out=) writes check.json, issues.csv,
+ranking.csv and check.html: broken files (files.py), exact and near duplicates within and across
+splits (duplicates.py), label issues by confident learning on out-of-sample probabilities plus the
+`top` least-trusted images of each split ranked for review (labels.py, crossval.py; only with
+labels=True, as it trains models) and class balance (balance.py). One line per check is printed as
+it finishes.
 
     python -c "import convtrain; convtrain.check('mnist', split='test', labels=True, out='checks/mnist')"
-    convtrain data check mnist --labels --out checks/mnist
+    convtrain data check mnist --split test --labels --top 100 --out checks/mnist
 """
 
 from __future__ import annotations

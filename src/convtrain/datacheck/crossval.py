@@ -1,13 +1,19 @@
-"""Out-of-fold predicted probabilities by K-fold cross-validation: what confident learning needs.
+"""Out-of-sample predicted probabilities, what confident learning needs: K-fold cross-validation
+for the train split, models trained on all of train for val and test.
 
 The training split is cut into K stratified, seeded folds; for each fold a fresh network trains on
-the other K-1 with a fast recipe (default: mnist-fast, fastnet-tiny for one epoch) and predicts the
-held-out fold, so every training image gets probabilities from a model that never saw it. Other
-splits (val, test) get the average of the K models' probabilities.
+the other K-1 with a fast recipe (default: mnist-fast, fastnet-tiny) and predicts the held-out fold,
+so every training image gets probabilities from a model that never saw it; val and test then get the
+average of the K models' probabilities (`out_of_fold`). When train itself is not checked, val and
+test are scored by networks trained on the whole train split (`score_held_out`): none of them saw
+a val or test image, and one or two trainings cost less than K.
+
+The models train without label smoothing and without mixup/cutmix (both cap or blend the
+confidence the check reads), and their softmax is read as it is: no temperature, no calibration.
 
 This is a lean loop over tensors already in memory, built from convtrain's own parts (the zoo, the
 device loader, the optimizer and schedule of the recipe), without run folders, checkpoints or
-pictures: five trainings of a CPU epoch each are the whole cost.
+pictures.
 
     python -c "from convtrain.datacheck.crossval import fold_ids; import torch; print(fold_ids(torch.arange(10) % 2, 3, 0))"
 """
