@@ -49,8 +49,8 @@ from convtrain.system.runtime import (
 DEFAULT_RECIPE = "mnist-fast"
 EVAL_BATCH = 1024
 SCORING_MODELS = 1  # models trained on all of train that score val/test (benchmarks/datacheck_planted)
+MIXING = ("mixup", "cutmix")  # augment items that train on blended targets
 # Options of a recipe that concern the dataset or the run folder, not how a fold model trains.
-MIXING = ("mixup", "cutmix")
 NOT_TRAINING = ("dataset", "data_dir", "val_split", "out", "resume", "limit_train", "epoch_eval", "tta")
 
 
