@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from convtrain.config import TrainConfig
 from convtrain.data.dataset import Split
 from convtrain.datacheck.balance import class_balance
 from convtrain.datacheck.crossval import SCORING_MODELS, fold_config, out_of_fold, score_held_out
@@ -254,26 +255,33 @@ class LabelScoring:
 
     folds: int  # K-fold cross-validation on train, when train is checked
     models: int  # models trained on all of train that score val/test, when train is not checked
-    config: Any  # the TrainConfig of every fold or scoring model
+    config: TrainConfig  # of every fold or scoring model
     seed: int
     device: str
 
 
-def _labels(data, splits, checked, scoring: LabelScoring, method, rank_by, top, log) -> dict[str, Any]:
+def _probabilities(data, splits, checked, scoring: LabelScoring, log) -> tuple[dict, Any, float, dict]:
+    """Out-of-sample probabilities of every checked split: (split -> (N, K), the models' config,
+    seconds, how they were made)."""
     train = Split(labels=splits["train"].labels, images=splits["train"].images)
     others = {n: Split(labels=splits[n].labels, images=splits[n].images) for n in checked if n != "train"}
     if "train" in checked:  # every split from the K fold models, none of which saw the image it scores
         folds = out_of_fold(
             data, train, others, scoring.folds, scoring.config, scoring.seed, scoring.device, log
         )
-        probs, config, seconds = {"train": folds.probs, **folds.others}, folds.config, folds.seconds
         how = {"scoring": "folds", "folds": scoring.folds, "models": scoring.folds}
-    else:  # val/test only: models trained on the whole train split, which never saw them
-        held = score_held_out(
-            data, train, others, scoring.models, scoring.config, scoring.seed, scoring.device, log
-        )
-        probs, config, seconds = held.others, held.config, held.seconds
-        how = {"scoring": "full_train", "folds": None, "models": scoring.models}
+        how["out_of_fold_accuracy"] = round(folds.accuracy, 5)
+        return {"train": folds.probs, **folds.others}, folds.config, folds.seconds, how
+    # val/test only: models trained on the whole train split, which never saw them
+    held = score_held_out(
+        data, train, others, scoring.models, scoring.config, scoring.seed, scoring.device, log
+    )
+    how = {"scoring": "full_train", "folds": None, "models": scoring.models, "out_of_fold_accuracy": None}
+    return held.others, held.config, held.seconds, how
+
+
+def _labels(data, splits, checked, scoring: LabelScoring, method, rank_by, top, log) -> dict[str, Any]:
+    probs, config, seconds, how = _probabilities(data, splits, checked, scoring, log)
     issues, ranked, counts, joints, thresholds, accuracy = [], [], {}, {}, {}, {}
     for name in checked:
         given = splits[name].labels
@@ -312,7 +320,6 @@ def _labels(data, splits, checked, scoring: LabelScoring, method, rank_by, top, 
         "epochs": config.epochs,
         "augment": config.augment,
         "label_smoothing": config.label_smoothing,
-        "out_of_fold_accuracy": round(folds.accuracy, 5) if how["scoring"] == "folds" else None,
         "accuracy": accuracy,
         "training_seconds": round(seconds, 1),
         "thresholds": thresholds,
