@@ -92,7 +92,7 @@ def sheet(check_dir: Path, count: int, out: Path, data_dir: str | None) -> None:
     """A PNG of the first `count` ranked test images, 10 a row, each captioned #rank given>suggested."""
     summary = json.loads((check_dir / "check.json").read_text())
     ranked = [item for item in summary["labels"]["ranked"] if item["split"] == "test"][:count]
-    _, splits, _ = load_splits(summary["source"], ["test"], data_dir)
+    _, splits, _ = load_splits(summary["dataset"], ["test"], data_dir)
     cell, scale, caption = 130, 4, 30
     rows = (len(ranked) + 9) // 10
     picture = Image.new("L", (10 * cell, rows * (cell + caption)), 255)
