@@ -42,7 +42,7 @@ done
 if [ -n "$QUICK" ]; then
   SECTIONS="machine tests zoo_subset airbench mnist tutorial ddp"
 else
-  SECTIONS="machine tests zoo_subset airbench mnist tutorial ddp zoo"
+  SECTIONS="machine tests zoo_subset airbench mnist tutorial ddp labels zoo"
 fi
 [ -n "$ONLY" ] && SECTIONS="${ONLY//,/ }"
 export OUT PYTHON QUICK TINY DEVICE
@@ -59,6 +59,7 @@ budget() {
     mnist) [ -n "$QUICK" ] && seconds=30 || seconds=600 ;;
     tutorial) [ -n "$QUICK" ] && seconds=30 || seconds=600 ;;
     ddp) seconds=30 ;;
+    labels) seconds=300 ;;
     zoo) seconds=1800 ;;
   esac
   [ "$DEVICE" = cpu ] && seconds=$(( seconds * ${CPU_BUDGET_FACTOR:-6} ))
@@ -87,6 +88,11 @@ run_section() {
     mnist) bench mnist accuracy ;;
     tutorial) bench tutorial tutorial ;;
     zoo) bench zoo zoo ;;
+    labels)  # the label check of MNIST test (a model trained on train scores test), then measured
+      # against the 15 label errors people confirmed (benchmarks/datacheck_confirmed.py)
+      "$PYTHON" -m convtrain data check mnist --split test --labels --device "$DEVICE" \
+        --out "$OUT/check-mnist-test" 2>&1 | tee "$OUT/labels.log" \
+        && "$PYTHON" -m benchmarks.datacheck_confirmed measure "$OUT/check-mnist-test" 2>&1 | tee "$OUT/labels.md" ;;
     ddp)
       "$PYTHON" - "$DEVICE" <<'PYEOF' 2>&1 | tee "$OUT/ddp.log"
 import subprocess, sys, tempfile, numpy as np, torch

@@ -207,7 +207,7 @@ def flipped_npz(tmp_path_factory):
 
 def test_flipped_labels_are_found(flipped_npz, tmp_path):
     path, flipped = flipped_npz
-    options = {"epochs": 3, "batch_size": 32, "lr": 0.05, "label_smoothing": 0.0}
+    options = {"epochs": 3, "batch_size": 32, "lr": 0.05, "label_smoothing": 0.0, "augment": "none"}
     result = check(
         f"npz:{path}",
         labels=True,

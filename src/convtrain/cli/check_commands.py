@@ -1,6 +1,6 @@
 """`convtrain data check`: audit a dataset (files, duplicates and leaks, label issues, balance).
 
-    convtrain data check mnist --split test --labels --out checks/mnist
+    convtrain data check mnist --split test --labels --top 100 --out checks/mnist
     convtrain data check folder:photos --fix-split --out checks/photos
 
 The `data` subcommands live in data_commands.py, which calls add_data_check() to add this one.
@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 
 from convtrain.datacheck import check
+from convtrain.datacheck.crossval import SCORING_MODELS
 from convtrain.datacheck.duplicates import NEAR_THRESHOLD
 from convtrain.datacheck.fixsplit import check_can_fix, write_fixed_split
-from convtrain.datacheck.labels import METHODS, RANKINGS
+from convtrain.datacheck.labels import DEFAULT_TOP, METHODS, RANKINGS
 
 
 def add_data_check(data: argparse._SubParsersAction) -> None:
@@ -27,12 +28,29 @@ def add_data_check(data: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also find label issues (trains --folds models: minutes on a CPU)",
     )
-    sub.add_argument("--folds", type=int, default=5, help="cross-validation folds for --labels (at least 2)")
+    sub.add_argument(
+        "--folds", type=int, default=5, help="cross-validation folds when train is checked (at least 2)"
+    )
+    sub.add_argument(
+        "--top",
+        type=int,
+        default=DEFAULT_TOP,
+        help=f"rank the N images per split whose labels the models trust least, for review: check.html, "
+        f"ranking.csv (default {DEFAULT_TOP})",
+    )
+    sub.add_argument(
+        "--scoring-models",
+        type=int,
+        default=SCORING_MODELS,
+        help=f"without train in --split: models trained on all of train that score val/test (default {SCORING_MODELS})",
+    )
     which = sub.add_mutually_exclusive_group()
     which.add_argument("--model", default=None, help="the fold models' network (with mnist-fast's settings)")
     which.add_argument("--recipe", default=None, help="the fold models' recipe (default mnist-fast)")
     sub.add_argument(
-        "--out", default=None, help="folder for check.json, issues.csv, check.html (default checks/NAME)"
+        "--out",
+        default=None,
+        help="folder for check.json, issues.csv, ranking.csv, check.html (default checks/NAME)",
     )
     sub.add_argument(
         "--fix-split",
@@ -77,6 +95,8 @@ def data_check_command(args: argparse.Namespace) -> int:
         min_share=args.min_share,
         seed=args.seed,
         device=args.device,
+        top=args.top,
+        scoring_models=args.scoring_models,
     )
     if args.fix_split:
         write_fixed_split(result, out)

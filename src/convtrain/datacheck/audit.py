@@ -1,13 +1,14 @@
 """check(): audit a dataset before trusting the accuracy measured on it.
 
-One call runs every check on the chosen splits and (with out=) writes check.json, issues.csv and
-check.html: broken files (files.py), exact and near duplicates within and across splits
-(duplicates.py), label issues by confident learning on K-fold out-of-fold probabilities (labels.py,
-crossval.py; only with labels=True, as it trains K models) and class balance (balance.py). One line
-per check is printed as it finishes.
+One call runs every check on the chosen splits and (with out=) writes check.json, issues.csv,
+ranking.csv and check.html: broken files (files.py), exact and near duplicates within and across
+splits (duplicates.py), label issues by confident learning on out-of-sample probabilities plus the
+`top` least-trusted images of each split ranked for review (labels.py, crossval.py; only with
+labels=True, as it trains models) and class balance (balance.py). One line per check is printed as
+it finishes.
 
     python -c "import convtrain; convtrain.check('mnist', split='test', labels=True, out='checks/mnist')"
-    convtrain data check mnist --labels --out checks/mnist
+    convtrain data check mnist --split test --labels --top 100 --out checks/mnist
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from convtrain.config import TrainConfig
 from convtrain.data.dataset import Split
 from convtrain.datacheck.balance import class_balance
-from convtrain.datacheck.crossval import fold_config, out_of_fold
+from convtrain.datacheck.crossval import SCORING_MODELS, fold_config, out_of_fold, score_held_out
 from convtrain.datacheck.duplicates import NEAR_THRESHOLD, find_duplicates
 from convtrain.datacheck.files import FileReport, blank_images, scan_folder
-from convtrain.datacheck.labels import METHODS, RANKINGS, find_label_issues
+from convtrain.datacheck.labels import DEFAULT_TOP, METHODS, RANKINGS, find_label_issues, rank_suspicious
 from convtrain.datacheck.outputs import SCHEMA, issue_rows, write_outputs
 from convtrain.datacheck.page import render_page
 from convtrain.datacheck.source import SplitImages, load_splits, resolve_splits
@@ -57,18 +59,29 @@ def check(
     device: str = "auto",
     train_options: dict[str, Any] | None = None,
     quiet: bool = False,
+    top: int = DEFAULT_TOP,
+    scoring_models: int = SCORING_MODELS,
 ) -> CheckResult:
     """Check `dataset` (a registered name, folder:PATH or npz:PATH) and return what was found.
 
     split: train, val, test or all. labels: also find label issues (trains `folds` models with
-    `recipe`, default mnist-fast, or `model` with that recipe's settings; train_options overrides
-    any TrainConfig field of those models, e.g. {'epochs': 2}). out: a folder for check.json,
-    issues.csv and check.html; None writes nothing.
+    `recipe`, default mnist-fast with the check's own settings, or `model` with that recipe's
+    settings; train_options overrides any TrainConfig field of those models, e.g. {'epochs': 2}).
+    When train is not checked, val and test are scored by `scoring_models` models trained on all of
+    train instead of K folds. top: the N most suspicious images of each checked split, ranked for a
+    person to review (check.json's labels.ranked, ranking.csv, check.html), flagged or not. out: a
+    folder for check.json, issues.csv, ranking.csv and check.html; None writes nothing.
     """
     log = (lambda line: None) if quiet else (lambda line: print(line, flush=True))
     wanted = resolve_splits(split)
     if labels and (isinstance(folds, bool) or not isinstance(folds, int) or folds < 2):
         raise ConfigError(f"--folds must be a whole number of at least 2, got {folds!r}")
+    if labels and (isinstance(top, bool) or not isinstance(top, int) or top < 0):
+        raise ConfigError(f"--top must be a whole number of at least 0, got {top!r}")
+    if labels and (
+        isinstance(scoring_models, bool) or not isinstance(scoring_models, int) or scoring_models < 1
+    ):
+        raise ConfigError(f"--scoring-models must be a whole number of at least 1, got {scoring_models!r}")
     if method not in METHODS or rank_by not in RANKINGS:
         raise ConfigError(f"method must be one of {METHODS} and rank_by one of {RANKINGS}")
     if not 0 < near_threshold <= 1:
@@ -100,13 +113,16 @@ def check(
     label_summary = None
     if labels:
         started = time.perf_counter()
-        label_summary = _labels(data, splits, checked, folds, config, method, rank_by, seed, device, log)
+        scoring = LabelScoring(folds, scoring_models, config, seed, device)
+        label_summary = _labels(data, splits, checked, scoring, method, rank_by, top, log)
         seconds["labels"] = time.perf_counter() - started
         counts = ", ".join(
             f"{n} in {s} ({100 * n / len(splits[s]):.2f}%)" for s, n in label_summary["counts"].items()
         )
+        accuracy = ", ".join(f"{s} {100 * a:.2f}%" for s, a in label_summary["accuracy"].items())
         log(
-            f"labels: {counts}; out-of-fold accuracy {100 * label_summary['out_of_fold_accuracy']:.2f}% [{seconds['labels']:.0f}s]"
+            f"labels: {counts} flagged; accuracy against the given labels {accuracy}; "
+            f"{len(label_summary['ranked'])} ranked for review [{seconds['labels']:.0f}s]"
         )
 
     balance = class_balance({n: splits[n].labels for n in splits}, list(data.classes), min_share)
@@ -134,6 +150,8 @@ def check(
             "split": split,
             "labels": labels,
             "folds": folds if labels else None,
+            "top": top if labels else None,
+            "scoring_models": scoring_models if labels else None,
             "recipe": config.recipe if config else None,
             "model": config.model if config else None,
             "near_threshold": near_threshold,
@@ -150,7 +168,8 @@ def check(
     }
     if out is not None:
         out = write_outputs(out, summary, render_page(summary, splits))
-        log(f"wrote {out / 'check.json'}, {out / 'issues.csv'} and {out / 'check.html'}")
+        written = ", ".join(str(out / name) for name in ("check.json", "issues.csv", "check.html"))
+        log(f"wrote {written}" + (f" and {out / 'ranking.csv'}" if labels else ""))
     return CheckResult(summary, issue_rows(summary), None if out is None else Path(out), splits)
 
 
@@ -230,16 +249,46 @@ def _duplicates_summary(duplicates, splits: dict[str, SplitImages], classes: lis
     }
 
 
-def _labels(data, splits, checked, folds, config, method, rank_by, seed, device, log) -> dict[str, Any]:
+@dataclass
+class LabelScoring:
+    """How the label check gets out-of-sample probabilities."""
+
+    folds: int  # K-fold cross-validation on train, when train is checked
+    models: int  # models trained on all of train that score val/test, when train is not checked
+    config: TrainConfig  # of every fold or scoring model
+    seed: int
+    device: str
+
+
+def _probabilities(data, splits, checked, scoring: LabelScoring, log) -> tuple[dict, Any, float, dict]:
+    """Out-of-sample probabilities of every checked split: (split -> (N, K), the models' config,
+    seconds, how they were made)."""
     train = Split(labels=splits["train"].labels, images=splits["train"].images)
     others = {n: Split(labels=splits[n].labels, images=splits[n].images) for n in checked if n != "train"}
-    result = out_of_fold(data, train, others, folds, config, seed, device, log)
-    probs = {"train": result.probs, **result.others}
-    issues, counts, joints, thresholds = [], {}, {}, {}
+    if "train" in checked:  # every split from the K fold models, none of which saw the image it scores
+        folds = out_of_fold(
+            data, train, others, scoring.folds, scoring.config, scoring.seed, scoring.device, log
+        )
+        how = {"scoring": "folds", "folds": scoring.folds, "models": scoring.folds}
+        how["out_of_fold_accuracy"] = round(folds.accuracy, 5)
+        return {"train": folds.probs, **folds.others}, folds.config, folds.seconds, how
+    # val/test only: models trained on the whole train split, which never saw them
+    held = score_held_out(
+        data, train, others, scoring.models, scoring.config, scoring.seed, scoring.device, log
+    )
+    how = {"scoring": "full_train", "folds": None, "models": scoring.models, "out_of_fold_accuracy": None}
+    return held.others, held.config, held.seconds, how
+
+
+def _labels(data, splits, checked, scoring: LabelScoring, method, rank_by, top, log) -> dict[str, Any]:
+    probs, config, seconds, how = _probabilities(data, splits, checked, scoring, log)
+    issues, ranked, counts, joints, thresholds, accuracy = [], [], {}, {}, {}, {}
     for name in checked:
-        found = find_label_issues(probs[name], splits[name].labels, method, rank_by)
+        given = splits[name].labels
+        found = find_label_issues(probs[name], given, method, rank_by)
         counts[name], joints[name] = len(found), found.joint.tolist()
         thresholds[name] = [round(t, 4) for t in found.thresholds.tolist()]
+        accuracy[name] = round((probs[name].argmax(1) == given).float().mean().item(), 5)
         for index, suggested, score, confidence in zip(
             found.indices.tolist(),
             found.suggested.tolist(),
@@ -247,28 +296,50 @@ def _labels(data, splits, checked, folds, config, method, rank_by, seed, device,
             found.confidence.tolist(),
             strict=True,
         ):
-            issues.append(
-                {
-                    "split": name,
-                    "index": index,
-                    "path": splits[name].paths[index] if splits[name].paths is not None else "",
-                    "given": data.classes[int(splits[name].labels[index])],
-                    "suggested": data.classes[suggested],
-                    "confidence": round(confidence, 4),
-                    "score": round(score, 4),
-                }
-            )
+            issues.append(_label_item(data, splits, name, index, suggested, confidence, score))
+        flagged = set(found.indices.tolist())
+        review = rank_suspicious(probs[name], given, min(top, len(given)), rank_by)
+        for rank, (index, suggested, score, confidence) in enumerate(
+            zip(
+                review.indices.tolist(),
+                review.suggested.tolist(),
+                review.scores.tolist(),
+                review.confidence.tolist(),
+                strict=True,
+            ),
+            start=1,
+        ):
+            item = _label_item(data, splits, name, index, suggested, confidence, score)
+            ranked.append({"rank": rank, **item, "flagged": index in flagged})
     return {
         "method": method,
         "rank_by": rank_by,
-        "folds": folds,
-        "recipe": result.config.recipe,
-        "model": result.config.model,
-        "epochs": result.config.epochs,
-        "out_of_fold_accuracy": round(result.accuracy, 5),
-        "training_seconds": round(result.seconds, 1),
+        **how,
+        "recipe": config.recipe,
+        "model": config.model,
+        "epochs": config.epochs,
+        "augment": config.augment,
+        "label_smoothing": config.label_smoothing,
+        "accuracy": accuracy,
+        "training_seconds": round(seconds, 1),
         "thresholds": thresholds,
         "confident_joint": joints,
         "counts": counts,
         "issues": issues,
+        "top": top,
+        "ranked": ranked,
+    }
+
+
+def _label_item(
+    data, splits, name: str, index: int, suggested: int, confidence: float, score: float
+) -> dict[str, Any]:
+    return {
+        "split": name,
+        "index": index,
+        "path": splits[name].paths[index] if splits[name].paths is not None else "",
+        "given": data.classes[int(splits[name].labels[index])],
+        "suggested": data.classes[suggested],
+        "confidence": round(confidence, 4),
+        "score": round(score, 4),
     }

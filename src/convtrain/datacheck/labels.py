@@ -11,6 +11,8 @@ Dataset Labels", JAIR 2021), as Northcutt, Athalye and Mueller (2021) applied it
    labels (rows scaled to the class counts) and flags, per pair (i, j), the n * Q[i, j] images
    labelled i with the largest margin p_j - p_i.
 4. Ranking: ascending self-confidence p_given, or normalised margin p_given - max_{j != given} p_j.
+5. For review (`rank_suspicious`): every image of the split ranked the same way, the first `top`
+   kept whether or not step 3 flagged them: the list a person reads, beside the strict set.
 
 Probabilities must be out-of-sample (each image predicted by a model that did not train on it):
 see crossval.py. cleanlab implements the same method under the AGPL; this file shares no code with it.
@@ -28,6 +30,7 @@ from convtrain.errors import ConfigError
 
 METHODS = ("confident_joint", "prune_by_noise_rate")
 RANKINGS = ("self_confidence", "normalized_margin")
+DEFAULT_TOP = 100  # images ranked for review per split: the size of the paper's MNIST candidate list
 
 
 @dataclass
@@ -76,6 +79,36 @@ def calibrated_joint(joint: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     counts = torch.bincount(labels, minlength=len(joint)).double()
     rows = joint.double() / joint.sum(1, keepdim=True).clamp_min(1) * counts[:, None]
     return rows / rows.sum().clamp_min(1)
+
+
+@dataclass
+class Ranked:
+    """The `top` most suspicious images of a split, most suspicious first."""
+
+    indices: torch.Tensor  # (M,) positions in the split
+    suggested: torch.Tensor  # (M,) the likeliest label other than the given one
+    confidence: torch.Tensor  # (M,) probability of the suggested label
+    scores: torch.Tensor  # (M,) the ranking score (lower is more suspicious)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def rank_suspicious(
+    probs: torch.Tensor, labels: torch.Tensor, top: int, rank_by: str = "self_confidence"
+) -> Ranked:
+    """The `top` images whose given label the probabilities (N, K) trust least, ranked by `rank_by`
+    (ties by index), each with the likeliest other label."""
+    if rank_by not in RANKINGS:
+        raise ConfigError(f"rank_by must be one of {', '.join(RANKINGS)}; got {rank_by!r}")
+    if isinstance(top, bool) or not isinstance(top, int) or top < 0:
+        raise ConfigError(f"top must be a whole number of at least 0, got {top!r}")
+    probs, labels = probs.double(), labels.long()
+    scores = ranking_scores(probs, labels, rank_by)
+    indices = scores.argsort(stable=True)[:top]
+    others = probs[indices].scatter(1, labels[indices, None], -1.0)  # (M, K) the given label ruled out
+    confidence, suggested = others.max(1)
+    return Ranked(indices, suggested, confidence.float(), scores[indices].float())
 
 
 def ranking_scores(probs: torch.Tensor, labels: torch.Tensor, rank_by: str) -> torch.Tensor:

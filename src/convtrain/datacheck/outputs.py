@@ -1,9 +1,11 @@
-"""The check's output files: check.json (stable keys), issues.csv (one row per flagged image) and
-check.html (page.py), each written atomically, check.json last: a check stopped part-way (Ctrl-C)
-leaves no check.json, so a check.json on disk always belongs to a finished check.
+"""The check's output files: check.json (stable keys), issues.csv (one row per flagged image),
+ranking.csv (with --labels: the images ranked for review, most suspicious first) and check.html
+(page.py), each written atomically, check.json last: a check stopped part-way (Ctrl-C) leaves no
+check.json, so a check.json on disk always belongs to a finished check.
 
 check.json keys (schema 1): convtrain_check, dataset, source, classes, channels, image_size,
-splits {split: images}, settings, files, duplicates, labels (null without --labels), balance, seconds.
+splits {split: images}, settings, files, duplicates, labels (null without --labels; its `ranked`
+is the list ranking.csv holds), balance, seconds.
 
     python -c "import json; print(json.load(open('checks/mnist/check.json'))['duplicates']['pairs'])"
 """
@@ -30,6 +32,8 @@ CSV_COLUMNS = (
     "group",
     "detail",
 )
+
+RANKING_COLUMNS = ("rank", "split", "index", "path", "given", "suggested", "confidence", "score", "flagged")
 
 
 def issue_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -70,20 +74,24 @@ def _pick(item: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {key: item[key] for key in keys}
 
 
-def issues_csv(rows: list[dict[str, Any]]) -> str:
+def issues_csv(rows: list[dict[str, Any]], columns: tuple[str, ...] = CSV_COLUMNS) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({key: row.get(key, "") for key in CSV_COLUMNS})
+        writer.writerow({key: row.get(key, "") for key in columns})
     return buffer.getvalue()
 
 
 def write_outputs(out: str | Path, summary: dict[str, Any], page: str) -> Path:
-    """Write issues.csv, check.html, then check.json (the marker of a finished check) into out."""
+    """Write issues.csv, ranking.csv (with labels), check.html, then check.json (the marker of a
+    finished check) into out."""
     out = Path(out)
     (out / "check.json").unlink(missing_ok=True)  # an older check's marker must not vouch for new files
+    (out / "ranking.csv").unlink(missing_ok=True)  # nor an older check's ranking sit beside it
     write_text_atomic(out / "issues.csv", issues_csv(issue_rows(summary)))
+    if summary["labels"] is not None:
+        write_text_atomic(out / "ranking.csv", issues_csv(summary["labels"]["ranked"], RANKING_COLUMNS))
     write_text_atomic(out / "check.html", page)
     write_json_atomic(out / "check.json", summary)
     return out

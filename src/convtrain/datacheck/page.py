@@ -1,7 +1,7 @@
 """check.html: the data check as one self-contained page, with the flagged images embedded.
 
 Sections: a summary of every check, label issues as a gallery (each image captioned given -> suggested
-and the model's confidence), duplicate groups side by side (kept copy first), broken and odd files as
+and the model's confidence), the images ranked for review (--top) in rank order, captioned the same way, duplicate groups side by side (kept copy first), broken and odd files as
 a table, and the class balance. Images are PNG data URIs, scaled up without smoothing; the page has no
 scripts and loads nothing.
 
@@ -108,10 +108,46 @@ def _labels(summary: dict[str, Any], splits: dict[str, SplitImages]) -> str:
     )
     return (
         f"<h2>Label issues</h2><p class='sub'>Confident learning ({_e(labels['method'])}, ranked by {_e(labels['rank_by'])}) "
-        f"on out-of-fold probabilities from {labels['folds']} {_e(labels['model'])} models (recipe {_e(labels['recipe'])}), "
-        f"out-of-fold accuracy {100 * labels['out_of_fold_accuracy']:.2f}%. Captions: "
+        f"on {_scoring(labels)}. Captions: "
         f"<span class='given'>given</span> &rarr; <span class='suggested'>suggested</span> (the model's confidence).{more}</p>"
         f"<div class='gallery'>{figures or '<p>No label issues found.</p>'}</div>"
+    )
+
+
+def _scoring(labels: dict[str, Any]) -> str:
+    """Where the label check's probabilities came from, in words."""
+    models = f"{_e(labels['model'])} models (recipe {_e(labels['recipe'])}, {labels['epochs']} epochs, no label smoothing)"
+    accuracy = ", ".join(f"{_e(s)} {100 * a:.2f}%" for s, a in labels["accuracy"].items())
+    if labels["scoring"] == "folds":
+        where = f"out-of-fold probabilities from {labels['folds']} {models}"
+    else:
+        where = f"probabilities from {labels['models']} {models} trained on the whole train split"
+    return f"{where}; accuracy against the given labels {accuracy}"
+
+
+def ranked_gallery(summary: dict[str, Any], splits: dict[str, SplitImages]) -> str:
+    """The --top images of each checked split in rank order, captioned given -> suggested (confidence):
+    the list a person reviews, whether or not confident learning flagged them."""
+    labels = summary["labels"]
+    if labels is None or not labels["ranked"]:
+        return ""
+    figures = "".join(
+        _figure(
+            splits,
+            item,
+            f"#{item['rank']} <span class='given'>{_e(item['given'])}</span> &rarr; "
+            f"<span class='suggested'>{_e(item['suggested'])}</span> ({100 * item['confidence']:.0f}%)"
+            f"<br>{_e(_name(item))}{' · flagged' if item['flagged'] else ''}",
+            "kept" if item["flagged"] else "",
+        )
+        for item in labels["ranked"]
+    )
+    return (
+        f"<h2 id='ranked'>Ranked for review</h2><p class='sub'>The {labels['top']} images of each checked split whose "
+        f"given label the models trust least (by {_e(labels['rank_by'])}), most suspicious first, flagged by confident "
+        f"learning or not (those flagged are outlined in green). Captions: #rank <span class='given'>given</span> &rarr; "
+        f"<span class='suggested'>suggested</span> (the models' probability of the suggestion). ranking.csv lists "
+        f"the same images in the same order.</p><div class='gallery'>{figures}</div>"
     )
 
 
@@ -190,6 +226,7 @@ def render_page(summary: dict[str, Any], splits: dict[str, SplitImages]) -> str:
         f"{summary['channels']}x{summary['image_size']}x{summary['image_size']}</p>",
         _cards(summary),
         _labels(summary, splits),
+        ranked_gallery(summary, splits),
         _duplicates(summary, splits),
         _files(summary, splits),
         _balance(summary),

@@ -1,0 +1,117 @@
+"""The label check's review list (--top) and its scoring models: planted test flips ranked first by
+models trained on train, the same order in check.json, ranking.csv and check.html, and fold/scoring
+models that train without label smoothing or mixup."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from convtrain.cli.parser import main
+
+from convtrain.datacheck import check
+from convtrain.datacheck.crossval import fold_config, without_mixing
+from convtrain.datacheck.labels import rank_suspicious
+from convtrain.models import own_training
+
+FLIPPED_TEST = 6
+
+
+@pytest.fixture(scope="module")
+def test_flips_npz(tmp_path_factory):
+    """A learnable 4-class 16x16 dataset (bands); 6 test labels flipped at known places."""
+    rng = np.random.default_rng(0)
+
+    def make(count, seed):
+        r = np.random.default_rng(seed)
+        labels = np.arange(count) % 4
+        images = r.integers(0, 60, size=(count, 16, 16, 1))
+        for c in range(4):
+            images[labels == c, 4 * c : 4 * c + 4] += 150
+        return images.clip(0, 255).astype(np.uint8), labels
+
+    x_train, y_train = make(320, 1)
+    x_test, y_test = make(80, 2)
+    flipped = rng.choice(80, size=FLIPPED_TEST, replace=False)
+    y_test[flipped] = (y_test[flipped] + 1 + rng.integers(0, 3, size=FLIPPED_TEST)) % 4
+    path = tmp_path_factory.mktemp("test_flips") / "test_flips.npz"
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return path, set(flipped.tolist())
+
+
+def test_rank_suspicious_orders_by_trust_and_suggests_the_likeliest_other_label():
+    probs = torch.tensor([[0.9, 0.05, 0.05], [0.2, 0.1, 0.7], [0.5, 0.4, 0.1], [0.05, 0.15, 0.8]])
+    labels = torch.tensor([0, 0, 0, 2])
+    ranked = rank_suspicious(probs, labels, top=3)
+    assert ranked.indices.tolist() == [1, 2, 3]  # p_given 0.2, 0.5, 0.8
+    assert ranked.suggested.tolist() == [2, 1, 1]  # image 2 is trusted as 0: its best other is 1
+    assert ranked.confidence.tolist() == pytest.approx([0.7, 0.4, 0.15])
+    assert len(rank_suspicious(probs, labels, top=10)) == 4  # no more than the split holds
+
+
+def test_scoring_models_train_without_label_smoothing_or_mixup():
+    assert own_training("fastnet-tiny")["label_smoothing"] == 0.2  # the model's own default...
+    assert fold_config(None, None, None).label_smoothing == 0.0  # ...is not what the check trains with
+    assert fold_config(None, "fastnet-small", None).label_smoothing == 0.0
+    assert fold_config("fashion-mnist-fast", None, None).label_smoothing == 0.0  # recipe says 0.2
+    assert without_mixing("flip,translate:2,mixup:0.2") == "flip,translate:2"
+    assert without_mixing("cutmix:1.0") == "none"
+    assert fold_config(None, None, {"augment": "mixup:0.2"}).augment == "mixup:0.2"  # asked for: kept
+
+
+OPTIONS = {"epochs": 2, "batch_size": 32, "lr": 0.05, "augment": "none"}  # tiny 16x16 bands: no shifts
+
+
+def test_top_ranks_planted_test_flips_first_in_json_csv_and_page(test_flips_npz, tmp_path, capsys):
+    path, flipped = test_flips_npz
+    check(
+        f"npz:{path}",
+        split="test",
+        labels=True,
+        model="mnist-cnn",
+        train_options=OPTIONS,
+        top=10,
+        out=tmp_path,
+    )
+    assert "scoring model 1/1 trained on all 320 training images" in capsys.readouterr().out
+    labels = json.loads((tmp_path / "check.json").read_text())["labels"]
+    assert labels["scoring"] == "full_train" and labels["label_smoothing"] == 0.0
+    ranked = labels["ranked"]
+    assert [item["rank"] for item in ranked] == list(range(1, 11))
+    assert {item["index"] for item in ranked[:FLIPPED_TEST]} == flipped
+    order = [(item["index"], item["given"], item["suggested"]) for item in ranked]
+    rows = list(csv.DictReader((tmp_path / "ranking.csv").open()))
+    assert [(int(r["index"]), r["given"], r["suggested"]) for r in rows] == order
+    page = (tmp_path / "check.html").read_text()
+    section = page[page.index("Ranked for review") :]
+    shown = re.findall(
+        r"#(\d+) <span class='given'>(\w+)</span> &rarr; <span class='suggested'>(\w+)</span>", section
+    )
+    assert [(int(n), g, s) for n, g, s in shown] == [
+        (item["rank"], g, s) for item, (_, g, s) in zip(ranked, order, strict=True)
+    ]
+
+
+def test_train_and_test_checked_use_folds_and_rank_both(test_flips_npz, tmp_path):
+    path, flipped = test_flips_npz
+    result = check(
+        f"npz:{path}", labels=True, folds=2, model="mnist-cnn", train_options=OPTIONS, top=8, quiet=True
+    )
+    labels = result.summary["labels"]
+    assert labels["scoring"] == "folds" and labels["out_of_fold_accuracy"] > 0.8
+    assert [item["split"] for item in labels["ranked"]] == ["train"] * 8 + ["test"] * 8
+    assert {i["index"] for i in labels["ranked"] if i["split"] == "test"} >= flipped
+
+
+@pytest.mark.parametrize(
+    "argv, words", [(["--top", "-1"], "--top"), (["--scoring-models", "0"], "--scoring-models")]
+)
+def test_bad_top_or_scoring_models_exit_2_with_one_line(test_flips_npz, tmp_path, capsys, argv, words):
+    path, _ = test_flips_npz
+    assert main(["data", "check", f"npz:{path}", "--labels", "--out", str(tmp_path), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and "\n" not in err
