@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from convtrain.cli.parser import main
+from convtrain.cli.app import main
 
 from convtrain.datacheck import check
 from convtrain.datacheck.crossval import fold_config, without_mixing
@@ -115,3 +115,20 @@ def test_bad_top_or_scoring_models_exit_2_with_one_line(test_flips_npz, tmp_path
     assert main(["data", "check", f"npz:{path}", "--labels", "--out", str(tmp_path), *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert words in err and "\n" not in err
+
+
+def test_the_check_folder_names_its_files_and_refuses_an_unfinished_check(tmp_path):
+    from convtrain.datacheck.folder import CheckDir
+    from convtrain.errors import ConfigError
+
+    folder = CheckDir(tmp_path / "check")
+    assert [
+        p.name for p in (folder.json_path, folder.issues_path, folder.ranking_path, folder.page_path)
+    ] == [
+        "check.json",
+        "issues.csv",
+        "ranking.csv",
+        "check.html",
+    ]
+    with pytest.raises(ConfigError, match="holds no finished check"):
+        folder.summary()

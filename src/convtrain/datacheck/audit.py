@@ -24,8 +24,9 @@ from convtrain.datacheck.balance import class_balance
 from convtrain.datacheck.crossval import SCORING_MODELS, fold_config, out_of_fold, score_held_out
 from convtrain.datacheck.duplicates import NEAR_THRESHOLD, find_duplicates
 from convtrain.datacheck.files import FileReport, blank_images, scan_folder
+from convtrain.datacheck.folder import CheckDir
 from convtrain.datacheck.labels import DEFAULT_TOP, METHODS, RANKINGS, find_label_issues, rank_suspicious
-from convtrain.datacheck.outputs import SCHEMA, issue_rows, write_outputs
+from convtrain.datacheck.outputs import SCHEMA, issue_rows
 from convtrain.datacheck.page import render_page
 from convtrain.datacheck.source import SplitImages, load_splits, resolve_splits
 from convtrain.errors import ConfigError
@@ -167,9 +168,10 @@ def check(
         "seconds": {k: round(v, 2) for k, v in seconds.items()},
     }
     if out is not None:
-        out = write_outputs(out, summary, render_page(summary, splits))
-        written = ", ".join(str(out / name) for name in ("check.json", "issues.csv", "check.html"))
-        log(f"wrote {written}" + (f" and {out / 'ranking.csv'}" if labels else ""))
+        folder = CheckDir(out)
+        folder.write(summary, render_page(summary, splits))
+        written = ", ".join(str(path) for path in (folder.json_path, folder.issues_path, folder.page_path))
+        log(f"wrote {written}" + (f" and {folder.ranking_path}" if labels else ""))
     return CheckResult(summary, issue_rows(summary), None if out is None else Path(out), splits)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from convtrain.data.formats.folder import split_trees
+from convtrain.datacheck.folder import CheckDir
 from convtrain.errors import ConfigError
 from convtrain.files import write_text_atomic
 
@@ -51,11 +52,11 @@ def moves(summary: dict[str, Any]) -> dict[str, str]:
 
 def write_fixed_split(result: Any, out: str | Path) -> Path:
     """Write OUT/split (links) and OUT/split.csv from a finished check of a folder dataset."""
-    out = Path(out)
+    check = CheckDir(out)
     moved = moves(result.summary)
     classes = result.summary["classes"]
-    rows, target = [], out / "split"
-    staging = out / ".split.tmp"
+    rows, target = [], check.split_dir
+    staging = check.split_staging_dir
     shutil.rmtree(staging, ignore_errors=True)
     for name in sorted(result.images, key=("test", "val", "train").index):  # each split's own names first
         images = result.images[name]
@@ -77,7 +78,7 @@ def write_fixed_split(result: Any, out: str | Path) -> Path:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(("path", "split_before", "split", "class"))
     writer.writerows(rows)
-    write_text_atomic(out / "split.csv", buffer.getvalue())
+    write_text_atomic(check.split_csv_path, buffer.getvalue())
     counts = {}
     for split in moved.values():
         counts[split] = counts.get(split, 0) + 1

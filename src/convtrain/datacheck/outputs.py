@@ -1,4 +1,4 @@
-"""The check's output files: check.json (stable keys), issues.csv (one row per flagged image),
+"""What a check's files hold (CheckDir in folder.py writes them): check.json (stable keys), issues.csv (one row per flagged image),
 ranking.csv (with --labels: the images ranked for review, most suspicious first) and check.html
 (page.py), each written atomically, check.json last: a check stopped part-way (Ctrl-C) leaves no
 check.json, so a check.json on disk always belongs to a finished check.
@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
-from pathlib import Path
 from typing import Any
-
-from convtrain.files import write_json_atomic, write_text_atomic
 
 SCHEMA = 1
 CSV_COLUMNS = (
@@ -81,17 +78,3 @@ def issues_csv(rows: list[dict[str, Any]], columns: tuple[str, ...] = CSV_COLUMN
     for row in rows:
         writer.writerow({key: row.get(key, "") for key in columns})
     return buffer.getvalue()
-
-
-def write_outputs(out: str | Path, summary: dict[str, Any], page: str) -> Path:
-    """Write issues.csv, ranking.csv (with labels), check.html, then check.json (the marker of a
-    finished check) into out."""
-    out = Path(out)
-    (out / "check.json").unlink(missing_ok=True)  # an older check's marker must not vouch for new files
-    (out / "ranking.csv").unlink(missing_ok=True)  # nor an older check's ranking sit beside it
-    write_text_atomic(out / "issues.csv", issues_csv(issue_rows(summary)))
-    if summary["labels"] is not None:
-        write_text_atomic(out / "ranking.csv", issues_csv(summary["labels"]["ranked"], RANKING_COLUMNS))
-    write_text_atomic(out / "check.html", page)
-    write_json_atomic(out / "check.json", summary)
-    return out
