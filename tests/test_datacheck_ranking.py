@@ -11,8 +11,8 @@ import re
 import numpy as np
 import pytest
 import torch
-from convtrain.cli.app import main
 
+from convtrain.cli.app import main
 from convtrain.datacheck import check
 from convtrain.datacheck.crossval import fold_config, without_mixing
 from convtrain.datacheck.labels import rank_suspicious
