@@ -347,7 +347,8 @@ def finish(
             f"test split left unread (--no-test); when settings are chosen: convtrain evaluate {job.run.path} --split test"
         )
     if distributed.is_main():
-        arithmetic = _arithmetic(job, history)
+        with job.timings.measure("arithmetic"):
+            arithmetic = _arithmetic(job, history)
         results["timings"] = job.timings.as_dict() | arithmetic
         job.run.write_results(results)
         if job.config.plots:
@@ -366,9 +367,10 @@ def _arithmetic(job: Job, history: list[dict[str, Any]]) -> dict[str, float]:
         return {}
     images = sum(row["images_per_second"] * row["seconds"] for row in history)
     shape = (job.data.channels, job.data.image_size, job.data.image_size)
-    flops = training_flops_per_image(job.model, shape, job.device)
+    device = next(job.model.parameters()).device  # where the network is (the job's device)
+    flops = training_flops_per_image(job.model, shape, device)
     cache = resolve_data_dir(job.config.data_dir)
-    return arithmetic_summary(flops, images / seconds, job.device, job.config.precision, cache)
+    return arithmetic_summary(flops, images / seconds, device, job.config.precision, cache)
 
 
 def _report_reuses_test(job: Job) -> bool:

@@ -21,7 +21,6 @@ from convtrain.lrfind import lr_find
 from convtrain.recipes import load_recipe
 from convtrain.runs.folder import RunDir
 from convtrain.sweep.seeds import train_seeds
-from convtrain.system.arithmetic import format_arithmetic
 from convtrain.system.distributed import launch
 from convtrain.system.timings import format_timings, seconds_since_process_start
 from convtrain.training import fit
@@ -109,10 +108,6 @@ def train_command(args: argparse.Namespace) -> int:
     run = fit(config, startup_seconds=seconds_since_process_start())  # out of GPU memory: a ConvtrainError
     if "timings" in run.results:
         print(format_timings(run.results["timings"]), flush=True)
-        if "achieved_flops" in run.results["timings"]:
-            print(
-                f"arithmetic: {format_arithmetic(run.results['timings'], run.config.precision)}", flush=True
-            )
     return 130 if run.results.get("interrupted") else 0
 
 

@@ -129,7 +129,7 @@ def _timings(page: Page) -> str:
         f"<tr><td><b>total</b></td><td class='n'><b>{total:.2f}</b></td><td></td></tr></table>"
         + (
             f"<p>Training arithmetic: {timings['train_flops_per_image'] / 1e6:.1f} MFLOP per image "
-            f"(forward and backward), {_e(format_arithmetic(timings, page.config.get('precision', 'fp32')))}.</p>"
+            f"(forward and backward), {_e(format_arithmetic(timings))} in {_e(page.config.get('precision', 'fp32'))}.</p>"
             if "achieved_flops" in timings
             else ""
         )

@@ -159,11 +159,12 @@ def arithmetic_summary(
     return values
 
 
-def format_arithmetic(values: dict[str, float], precision: str) -> str:
-    """'126.3 GFLOP/s, 37% of this machine's fp32 peak (339 GFLOP/s)' for the CLI's last line."""
+def format_arithmetic(values: dict[str, float]) -> str:
+    """'126.3 GFLOP/s, 37% of the machine's peak (339 GFLOP/s)' ('' without the figures); the peak
+    is the matmul probe's, in the run's precision."""
     if "achieved_flops" not in values:
         return ""
     return (
-        f"{values['achieved_flops'] / 1e9:.1f} GFLOP/s, {100 * values['fraction_of_peak']:.0f}% of this "
-        f"machine's {precision} peak ({values['peak_flops'] / 1e9:.0f} GFLOP/s)"
+        f"{values['achieved_flops'] / 1e9:.1f} GFLOP/s, {100 * values['fraction_of_peak']:.0f}% of the "
+        f"machine's peak ({values['peak_flops'] / 1e9:.0f} GFLOP/s)"
     )

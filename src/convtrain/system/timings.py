@@ -1,5 +1,5 @@
 """Where a run's time goes: start-up, data, model, first step, training, validation, checkpoints,
-test, pictures. Kept as `timings` in results.json, shown in the report and the CLI's last line.
+test, arithmetic (FLOPs and the machine's peak), pictures. Kept as `timings` in results.json, shown in the report and the CLI's last line.
 
     timings = Timings(); with timings.measure("data"): load(); timings.seconds["data"]
 
@@ -15,6 +15,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from convtrain.system.arithmetic import format_arithmetic
+
 PHASES = (
     "startup",  # process start -> training called: Python, torch and convtrain imports, argument parsing
     "setup",  # device, run folder claim, loaders, TensorBoard, config.yaml and model.json
@@ -25,6 +27,7 @@ PHASES = (
     "validation",  # the per-epoch evaluations (and --eval-before)
     "checkpoints",  # best.pt, last.pt, metrics.csv
     "test",  # the final test evaluation
+    "arithmetic",  # FLOPs per training image counted; the machine's peak probed (once per machine)
     "pictures",  # plots/*.png and report.html
 )
 
@@ -65,6 +68,10 @@ def seconds_since_process_start() -> float:
 
 
 def format_timings(values: dict[str, float]) -> str:
-    """'time 41.2s: startup 7.1s, data 1.3s, ...' for the phases that took at least 0.05 s."""
+    """'time 41.2s: startup 7.1s, data 1.3s, ...' for the phases that took at least 0.05 s, then the
+    training arithmetic when the run has it ('; training 126.3 GFLOP/s, 37% of the machine's peak ...')."""
     shown = ", ".join(f"{p.replace('_', ' ')} {values[p]:.1f}s" for p in PHASES if values.get(p, 0) >= 0.05)
-    return f"time {values.get('total', 0.0):.1f}s: {shown}"
+    arithmetic = format_arithmetic(values)
+    return f"time {values.get('total', 0.0):.1f}s: {shown}" + (
+        f"; training {arithmetic}" if arithmetic else ""
+    )
