@@ -29,6 +29,7 @@ from convtrain.system.runtime import AUTOCAST_DTYPES, synchronize
 
 PROBE_SIDE = 2048  # matmul (2048 x 2048) @ (2048 x 2048): 17.2 GFLOP, large enough to reach the peak
 PROBE_SECONDS = 0.5  # time spent measuring, after one warm-up product
+PROBE_STEP_SECONDS = 0.05  # a product slower than this stops the side from growing
 PEAK_FILE = "peak_flops.json"
 
 # Dense tensor-core peaks from the vendors' datasheets (FLOP/s, without sparsity), by device name.
@@ -91,7 +92,7 @@ def measured_peak(
     before = cached.get(key, {}).get("flops", 0.0)
     entry = {
         "flops": max(before, probe_matmul(device, precision)),
-        "probe": f"matmul {PROBE_SIDE}x{PROBE_SIDE}",
+        "probe": f"matmul, side up to {PROBE_SIDE}",
         "device": str(device),
         "precision": precision,
         "threads": torch.get_num_threads(),
@@ -110,19 +111,29 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def probe_matmul(device: torch.device, precision: str, side: int = PROBE_SIDE) -> float:
-    """FLOP/s of square matmuls in the precision's dtype, best of repeated products."""
+    """FLOP/s of square matmuls in the precision's dtype, best of repeated products. The side grows
+    from 256 while one product takes under PROBE_STEP_SECONDS, up to `side`: a dtype the processor
+    has no fast kernels for (fp16 on most CPUs) is measured small instead of taking minutes."""
     dtype = AUTOCAST_DTYPES.get(precision, torch.float32)
-    a = torch.randn(side, side, device=device, dtype=dtype)
-    b = torch.randn(side, side, device=device, dtype=dtype)
-    a @ b  # warm-up: kernel choice, allocation
-    synchronize(device)
+    size = min(256, side)
+    while True:
+        a = torch.randn(size, size, device=device, dtype=dtype)
+        b = torch.randn(size, size, device=device, dtype=dtype)
+        a @ b  # warm-up: kernel choice, allocation
+        synchronize(device)
+        start = time.perf_counter()
+        a @ b
+        synchronize(device)
+        if size >= side or time.perf_counter() - start > PROBE_STEP_SECONDS:
+            break
+        size *= 2
     best, deadline = float("inf"), time.perf_counter() + PROBE_SECONDS
     while time.perf_counter() < deadline or best == float("inf"):
         start = time.perf_counter()
         a @ b
         synchronize(device)
         best = min(best, time.perf_counter() - start)
-    return 2 * side**3 / best
+    return 2 * size**3 / best
 
 
 def datasheet_peak(device: torch.device, precision: str) -> float | None:
