@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from convtrain.datacheck import audit, check
+from convtrain.data.loader import make_loader
+from convtrain.datacheck import audit, check, crossval
 from convtrain.datacheck.duplicates import find_duplicates
 from convtrain.datacheck.files import scan_folder
 from convtrain.datacheck.labels import find_label_issues, per_class_thresholds
@@ -205,9 +206,17 @@ def flipped_npz(tmp_path_factory):
     return path, set(flipped.tolist())
 
 
-def test_flipped_labels_are_found(flipped_npz, tmp_path):
+def test_flipped_labels_are_found(flipped_npz, tmp_path, monkeypatch):
     path, flipped = flipped_npz
     options = {"epochs": 3, "batch_size": 32, "lr": 0.05, "label_smoothing": 0.0, "augment": "none"}
+    served = []  # (images served, address of the images they are served from) per loader
+
+    def spy(split, *args, **kwargs):
+        loader = make_loader(split, *args, **kwargs)
+        served.append((loader.size, loader.images.data_ptr()))
+        return loader
+
+    monkeypatch.setattr(crossval, "make_loader", spy)
     result = check(
         f"npz:{path}",
         labels=True,
@@ -217,6 +226,11 @@ def test_flipped_labels_are_found(flipped_npz, tmp_path):
         out=tmp_path,
         quiet=True,
     )
+    # One data pipeline: per fold a training loader and one on the held-out half (about 160 images
+    # each, 320 together) and one on test (80), all indexing the same two copies of train and test.
+    sizes = sorted(size for size, _ in served)
+    assert sizes[:2] == [80, 80] and sum(sizes[2:]) == 2 * 320 and len(sizes) == 6
+    assert len({address for _, address in served}) == 2
     found = {i["index"] for i in result.summary["labels"]["issues"] if i["split"] == "train"}
     assert len(found & flipped) >= 7  # recall
     assert len(found - flipped) <= 2  # false positives on clean, learnable data

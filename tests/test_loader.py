@@ -179,3 +179,23 @@ def test_unreadable_file_in_a_worker_is_one_line_image_error(tmp_path, workers):
         list(loader)
     assert "bad.png" in str(error.value) and "\n" not in str(error.value)
     assert not str(error.value).startswith("convtrain")
+
+
+@pytest.mark.parametrize("loader", ["device", "stream"])
+def test_rows_serve_the_batches_of_the_subset(loader):
+    """rows=R gives exactly the batches of split.subset(R), augmentation included; the device loader
+    serves them from the split's own images, not from a copy of the subset."""
+    split = _split(60)
+    data = ImageData("toy", [str(i) for i in range(60)], 3, 8, MEAN, STD, train=split)
+    rows = torch.randperm(60, generator=torch.Generator().manual_seed(1))[:37]
+    options = dict(augment=parse_augment("flip,crop:2"), seed=3, loader=loader, workers=0)
+    by_rows = make_loader(split, data, 16, "cpu", train=True, rows=rows, **options)
+    by_subset = make_loader(split.subset(rows), data, 16, "cpu", train=True, **options)
+    assert len(by_rows) == len(by_subset) == 2  # 37 images, the short batch dropped
+    for epoch in (0, 1):
+        for (x, y), (x0, y0) in zip(_epoch(by_rows, epoch), _epoch(by_subset, epoch), strict=True):
+            assert torch.equal(x, x0) and torch.equal(y, y0)
+    if loader == "device":
+        assert by_rows.images.data_ptr() == split.images.data_ptr()
+    evaluation = make_loader(split, data, 16, "cpu", train=False, rows=rows, loader=loader, workers=0)
+    assert torch.equal(torch.cat([y for _, y in evaluation]), split.labels[rows])  # in order, every one

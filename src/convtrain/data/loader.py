@@ -91,6 +91,7 @@ class _Batches:
                 f"batch_size {batch_size} cannot be shared by {world_size} process(es); use at least {world_size}"
             )
         self.split, self.shuffle, self.drop_last = split, shuffle, drop_last
+        self.size = len(split)  # images served per epoch (DeviceLoader's rows may serve fewer)
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.batch_size = batch_size  # global: the sum over ranks of each step's batches
         self.local_batch_size = batch_size // world_size  # what this rank gets per step
@@ -113,7 +114,7 @@ class _Batches:
         """The dataset indices this rank serves in the current epoch, in order (CPU)."""
         global_batch = self.local_batch_size * self.world_size  # batch_size rounded down to a multiple
         return epoch_indices(
-            len(self.split),
+            self.size,
             global_batch,
             self.shuffle,
             self.drop_last,
@@ -141,23 +142,31 @@ class _Batches:
 
 
 class DeviceLoader(_Batches):
-    """Batches from a split held on the device as uint8 (see the module docstring for the arguments)."""
+    """Batches from a split held on the device as uint8 (see the module docstring for the arguments).
 
-    def __init__(self, split: Split, *args: Any, **kwargs: Any) -> None:
+    rows: serve only these positions of the split, as if it were split.subset(rows), by indexing the
+    one device copy: several loaders over parts of a split (cross-validation folds) share its images.
+    """
+
+    def __init__(self, split: Split, *args: Any, rows: torch.Tensor | None = None, **kwargs: Any) -> None:
         super().__init__(split, *args, **kwargs)
         if split.images is None:
             raise ValueError("DeviceLoader needs a split with images in memory; use StreamLoader for files")
         images = split.images
         if self.channels_last:  # stored that way, every indexed batch comes out channels-last for free
             images = images.contiguous(memory_format=torch.channels_last)
-        self.images = images.to(self.device)  # (N, C, H, W) uint8
+        self.images = images.to(self.device)  # (N, C, H, W) uint8; no copy when already there
         self.labels = split.labels.to(self.device)  # (N,) int64
+        self.rows = None if rows is None else rows.to(self.device)  # (M,) positions served
+        if self.rows is not None:
+            self.size = len(self.rows)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         self._start_epoch()
         order = self.indices().to(self.device)  # one small copy per epoch
-        for idx in order.split(self.local_batch_size):
-            yield self._finish(self.images[idx], self.labels[idx], idx)  # (B, C, H, W) uint8 gather
+        for idx in order.split(self.local_batch_size):  # idx: positions among the images served
+            at = idx if self.rows is None else self.rows[idx]
+            yield self._finish(self.images[at], self.labels[at], idx)  # (B, C, H, W) uint8 gather
 
 
 class _SampleSource(torch.utils.data.Dataset):
@@ -247,12 +256,17 @@ def make_loader(
     world_size: int = 1,
     channels_last: bool = False,
     drop_last: bool = True,
+    rows: torch.Tensor | None = None,
 ) -> DeviceLoader | StreamLoader:
     """The loader for one split: training (shuffled, augmented, drop_last) or evaluation (in order,
     every image once). data supplies mean, std, num_classes, channels and image_size (an ImageData).
-    A split without images in memory is always streamed."""
+    A split without images in memory is always streamed. rows: serve only those positions of the
+    split (the same batches as split.subset(rows)); a device loader indexes the split's one copy."""
     if loader not in ("device", "stream"):
         raise ConfigError(f"loader must be 'device' or 'stream', got {loader!r}")
+    served = len(split) if rows is None else len(rows)
+    if rows is not None and not (loader == "device" and split.images is not None):
+        split, rows = split.subset(rows.cpu()), None  # the stream reads per image: a subset costs nothing
     kwargs = dict(
         mean=data.mean,
         std=data.std,
@@ -261,7 +275,7 @@ def make_loader(
         shuffle=train,
         # Dropping the last short training batch keeps BatchNorm away from 1-image batches; not when
         # the split is smaller than a batch, which would leave nothing to train on.
-        drop_last=drop_last and train and len(split) >= batch_size,
+        drop_last=drop_last and train and served >= batch_size,
         augment=augment if train else None,
         seed=seed,
         num_classes=data.num_classes,
@@ -270,5 +284,5 @@ def make_loader(
         channels_last=channels_last,
     )
     if loader == "device" and split.images is not None:
-        return DeviceLoader(split, **kwargs)
+        return DeviceLoader(split, rows=rows, **kwargs)
     return StreamLoader(split, workers=workers, channels=data.channels, image_size=data.image_size, **kwargs)

@@ -13,7 +13,9 @@ confidence the check reads), and their softmax is read as it is: no temperature,
 
 This is a lean loop over tensors already in memory, built from convtrain's own parts (the zoo, the
 device loader, the optimizer and schedule of the recipe, training's own `train_step` with its
-gradient scaler for fp16 and clipping), without run folders, checkpoints or pictures.
+gradient scaler for fp16 and clipping), without run folders, checkpoints or pictures. One data
+pipeline serves every model: each split is copied to the device once (`on_device`), and every
+fold's training and scoring loader serves its part of that copy by index (`rows`), copying nothing.
 
     python -c "from convtrain.datacheck.crossval import fold_ids; import torch; print(fold_ids(torch.arange(10) % 2, 3, 0))"
 """
@@ -122,19 +124,27 @@ def fold_ids(labels: torch.Tensor, folds: int, seed: int) -> torch.Tensor:
     return ids
 
 
+def on_device(split: Split, device: torch.device) -> Split:
+    """The split with its images and labels on the device, copied once for every model of the check."""
+    images = split.images.to(device) if split.images is not None else None
+    return Split(labels=split.labels.to(device), images=images, files=split.files)
+
+
 def _train_fold(
-    split: Split, data: ImageData, config: TrainConfig, device: torch.device, seed: int
+    split: Split, rows: torch.Tensor, data: ImageData, config: TrainConfig, device: torch.device, seed: int
 ) -> nn.Module:
+    """A fresh network trained on the images of `split` at positions `rows` (device tensors)."""
     seed_everything(seed)
     channels_last = use_channels_last(config.channels_last, device, config.precision)
     model = build_model(config.model, data.channels, data.num_classes, data.image_size)
     init_weights(model, config.init)
-    if isinstance(model, FitsToData):
-        model.fit_to_data(normalize(split.images[:5000], data.mean, data.std))
+    if isinstance(model, FitsToData):  # fitted on the CPU, where the fresh network still is
+        model.fit_to_data(normalize(split.images[rows[:5000]].cpu(), data.mean, data.std))
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     loader = make_loader(
         split,
         data,
+        rows=rows,
         batch_size=config.batch_size,
         device=device,
         train=True,
@@ -158,11 +168,16 @@ def _train_fold(
 
 @torch.inference_mode()
 def predict_probs(
-    model: nn.Module, split: Split, data: ImageData, config: TrainConfig, device: torch.device
+    model: nn.Module,
+    split: Split,
+    data: ImageData,
+    config: TrainConfig,
+    device: torch.device,
+    rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Softmax probabilities (N, K) of every image of the split, in order, on the CPU."""
+    """Softmax probabilities (N, K) of every image of the split (or of those at `rows`), in order, on the CPU."""
     channels_last = use_channels_last(config.channels_last, device, config.precision)
-    loader = make_loader(split, data, EVAL_BATCH, device, train=False, channels_last=channels_last)
+    loader = make_loader(split, data, EVAL_BATCH, device, train=False, channels_last=channels_last, rows=rows)
     out = []
     for x, _ in loader:
         with autocast(config.precision, device):
@@ -191,6 +206,8 @@ def out_of_fold(
     config = config.replace(precision=resolve_precision(config.precision, where))
     check_precision(config.precision, where)
     ids = fold_ids(train.labels, folds, seed)
+    labels = train.labels  # on the CPU, beside the probabilities
+    train, others = on_device(train, where), {name: on_device(split, where) for name, split in others.items()}
     probs = torch.zeros((len(train), data.num_classes))
     sums = {name: torch.zeros((len(split), data.num_classes)) for name, split in others.items()}
     started = time.perf_counter()
@@ -198,16 +215,16 @@ def out_of_fold(
         log(f"labels: a class has only {smallest} training images, fewer than {folds} folds")
     for k in range(folds):
         held = (ids == k).nonzero().flatten()
-        model = _train_fold(train.subset((ids != k).nonzero().flatten()), data, config, where, seed + k)
-        probs[held] = predict_probs(model, train.subset(held), data, config, where)
+        model = _train_fold(train, (ids != k).nonzero().flatten().to(where), data, config, where, seed + k)
+        probs[held] = predict_probs(model, train, data, config, where, rows=held.to(where))
         for name, split in others.items():
             sums[name] += predict_probs(model, split, data, config, where)
-        accuracy = (probs[held].argmax(1) == train.labels[held]).float().mean().item()
+        accuracy = (probs[held].argmax(1) == labels[held]).float().mean().item()
         log(
             f"labels: fold {k + 1}/{folds} trained on {len(train) - len(held)} images, "
             f"{100 * accuracy:.2f}% on its {len(held)} held out [{time.perf_counter() - started:.0f}s]"
         )
-    accuracy = (probs.argmax(1) == train.labels).float().mean().item()
+    accuracy = (probs.argmax(1) == labels).float().mean().item()
     means = {name: total / folds for name, total in sums.items()}
     return FoldResult(probs, means, ids, accuracy, time.perf_counter() - started, config)
 
@@ -232,20 +249,18 @@ def score_held_out(
     config = config or fold_config(None, None, None)
     where = pick_device(device)
     config = config.replace(precision=resolve_precision(config.precision, where))
+    train, others = on_device(train, where), {name: on_device(split, where) for name, split in others.items()}
+    every = torch.arange(len(train), device=where)
+    sample = every[:5000]
     sums = {name: torch.zeros((len(split), data.num_classes)) for name, split in others.items()}
     started = time.perf_counter()
     fitted = 0.0
     for m in range(models):
-        model = _train_fold(train, data, config, where, seed + m)
+        model = _train_fold(train, every, data, config, where, seed + m)
         for name, split in others.items():
             sums[name] += predict_probs(model, split, data, config, where)
-        sample = train.subset(torch.arange(min(len(train), 5000)))
-        fitted = (
-            (predict_probs(model, sample, data, config, where).argmax(1) == sample.labels)
-            .float()
-            .mean()
-            .item()
-        )
+        predicted = predict_probs(model, train, data, config, where, rows=sample).argmax(1)
+        fitted = (predicted == train.labels[sample].cpu()).float().mean().item()
         log(
             f"labels: scoring model {m + 1}/{models} trained on all {len(train)} training images "
             f"({100 * fitted:.2f}% on the first {len(sample)} of them) [{time.perf_counter() - started:.0f}s]"
