@@ -11,7 +11,8 @@ Lightning, the tutorial loop and a bare loop, as whole processes), cache (a PNG 
 loaded from the decoded-image cache), many_runs (a 20-trial sweep and 5 seeds against their training time), default_run (a bare
 `convtrain train` as whole processes, 3 seeds, plots included), photos (a folder of camera JPEGs read
 by the old reader, the new one and torchvision's ImageFolder), epochs_rule (validation accuracy
-against epochs on small datasets: the evidence for the auto-epochs rule), zoo_subset, zoo and airbench
+against epochs on small datasets: the evidence for the auto-epochs rule), cpu_bf16 (bf16 against
+fp32 accuracy per epoch on the CPU: the evidence for --precision auto), zoo_subset, zoo and airbench
 (GPU only: skipped with a line without CUDA, unless --device cpu asks for the zoo on the CPU).
 The saved file is named after the date and the benchmarks run; copy tables into BENCHMARKS.md.
 """
@@ -26,6 +27,7 @@ import time
 from benchmarks import (
     accuracy,
     cache,
+    cpu_bf16,
     default_run,
     epochs_rule,
     formats,
@@ -50,6 +52,7 @@ BENCHMARKS = {
     "zoo_subset": gpu.zoo_subset,
     "photos": photos.run,
     "epochs_rule": epochs_rule.run,
+    "cpu_bf16": cpu_bf16.run,
     "zoo": gpu.zoo,
     "airbench": gpu.airbench,
 }

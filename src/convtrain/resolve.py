@@ -6,7 +6,9 @@ becomes a value here, in a new config, and nothing downstream decides again.
 What is resolved, and from what:
 - batch_size, lr, momentum, weight_decay, label_smoothing left unset: the model's own training
   options, else the generic ones (adam/adamw: lr 1e-3) -- config.with_model_defaults;
-- precision 'auto': bf16 on a CUDA GPU that supports it, else fp32 (system/runtime.py);
+- precision 'auto': bf16 on a CUDA GPU that supports it, and on a CPU with bf16 matrix units (AMX,
+  AVX512-BF16) for a model registered as gaining from them (cpu_bf16); else fp32. The first line
+  says which and why (system/runtime.py: choose_precision);
 - image_size unset for a pretrained library network that takes one input size only, or for any
   timm/torchvision network: its input size (warm_start.input_size, defaults.library_size; the data
   step reads the images at it, so the data already has it);
@@ -23,9 +25,9 @@ import torch
 from convtrain.config import TrainConfig, with_model_defaults
 from convtrain.data.dataset import ImageData
 from convtrain.defaults import library_size, resolve_epochs
-from convtrain.models import build_model
+from convtrain.models import build_model, gains_from_cpu_bf16
 from convtrain.system.batchsize import find_batch_size
-from convtrain.system.runtime import resolve_precision
+from convtrain.system.runtime import choose_precision
 from convtrain.warm_start import input_size
 
 
@@ -33,17 +35,20 @@ def resolve(
     config: TrainConfig, device: torch.device, data: ImageData, train_images: int
 ) -> tuple[TrainConfig, list[str]]:
     """The config with no 'auto' and no unset training option left (the caller's is not changed), and
-    what the run's first line says about the choices made from the data (the epochs)."""
+    what the run's first line says about the choices it made (precision, epochs)."""
     own_batch = with_model_defaults(config.replace(batch_size=None)).batch_size  # the model's own
     config = with_model_defaults(config)
-    config = config.replace(precision=resolve_precision(config.precision, device))
+    precision, precision_note = choose_precision(
+        config.precision, device, config.model, gains_from_cpu_bf16(config.model)
+    )
+    config = config.replace(precision=precision)
     config = library_size(input_size(config))[0]  # the size the data step read the images at
     if config.batch_size == "auto":
         size, why = _probe_batch_size(config, device, data, train_images, own_batch)
         config = config.replace(batch_size=size)
         print(f"batch size auto: {size} ({why})", flush=True)
     config, epochs_note = resolve_epochs(config, train_images, config.batch_size)
-    return config, [epochs_note] if epochs_note else []
+    return config, [note for note in (precision_note, epochs_note) if note]
 
 
 def _probe_batch_size(

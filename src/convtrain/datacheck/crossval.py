@@ -37,7 +37,7 @@ from convtrain.data.loader import make_loader
 from convtrain.data.pixels import normalize
 from convtrain.defaults import DEFAULT_EPOCHS
 from convtrain.errors import ConfigError
-from convtrain.models import build_model, init_weights
+from convtrain.models import build_model, gains_from_cpu_bf16, init_weights
 from convtrain.models.hooks import FitsToData
 from convtrain.optim import build_optimizer, build_scheduler
 from convtrain.recipes import load_recipe
@@ -124,6 +124,11 @@ def fold_ids(labels: torch.Tensor, folds: int, seed: int) -> torch.Tensor:
     return ids
 
 
+def _precision(config: TrainConfig, device: torch.device) -> str:
+    """The fold models' precision, 'auto' resolved as training resolves it."""
+    return resolve_precision(config.precision, device, config.model, gains_from_cpu_bf16(config.model))
+
+
 def on_device(split: Split, device: torch.device) -> Split:
     """The split with its images and labels on the device, copied once for every model of the check."""
     images = split.images.to(device) if split.images is not None else None
@@ -203,7 +208,7 @@ def out_of_fold(
     if len(train) < 2 * folds:
         raise ConfigError(f"{len(train)} training images cannot be cut into {folds} folds; use fewer --folds")
     where = pick_device(device)
-    config = config.replace(precision=resolve_precision(config.precision, where))
+    config = config.replace(precision=_precision(config, where))
     check_precision(config.precision, where)
     ids = fold_ids(train.labels, folds, seed)
     labels = train.labels  # on the CPU, beside the probabilities
@@ -248,7 +253,7 @@ def score_held_out(
         raise ConfigError("the train split is empty: nothing to train the scoring models on")
     config = config or fold_config(None, None, None)
     where = pick_device(device)
-    config = config.replace(precision=resolve_precision(config.precision, where))
+    config = config.replace(precision=_precision(config, where))
     train, others = on_device(train, where), {name: on_device(split, where) for name, split in others.items()}
     every = torch.arange(len(train), device=where)
     sample = every[:5000]

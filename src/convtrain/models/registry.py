@@ -53,6 +53,7 @@ class ModelEntry:
     description: str
     min_size: int
     training: Mapping[str, Any] = field(default_factory=dict)
+    cpu_bf16: bool = False  # measured to train faster in bf16 on a CPU with bf16 units, at fp32's accuracy
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -60,13 +61,19 @@ _families_loaded = False
 
 
 def register_model(
-    name: str, description: str, min_size: int = 16, training: Mapping[str, Any] | None = None
+    name: str,
+    description: str,
+    min_size: int = 16,
+    training: Mapping[str, Any] | None = None,
+    cpu_bf16: bool = False,
 ) -> Callable[[Builder], Builder]:
     """Decorator that registers `fn(in_channels, num_classes, image_size) -> nn.Module` under `name`.
 
     `description` is the one line shown by `convtrain models`; `min_size` is the smallest square
     image side (pixels) the architecture accepts, checked by build_model before building.
-    `training` holds the network's own values for any of GENERIC_TRAINING's options.
+    `training` holds the network's own values for any of GENERIC_TRAINING's options. `cpu_bf16`:
+    measured to train faster in bf16 than fp32 on a CPU with bf16 units, at fp32's accuracy, so
+    `--precision auto` picks bf16 there (BENCHMARKS.md, "bf16 on the CPU").
     """
     unknown = sorted(set(training or {}) - set(GENERIC_TRAINING))
     if unknown:
@@ -77,7 +84,7 @@ def register_model(
     def add(fn: Builder) -> Builder:
         if name in _REGISTRY and _REGISTRY[name].builder is not fn:
             raise ValueError(f"model name {name!r} is registered twice")
-        _REGISTRY[name] = ModelEntry(fn, description, min_size, dict(training or {}))
+        _REGISTRY[name] = ModelEntry(fn, description, min_size, dict(training or {}), cpu_bf16)
         return fn
 
     return add
@@ -144,6 +151,11 @@ def model_min_size(name: str) -> int:
 def own_training(name: str) -> dict[str, Any]:
     """The training options a zoo model sets for itself ({} for timm:/torchvision: names and most models)."""
     return {} if split_name(name) is not None else dict(_entry(name).training)
+
+
+def gains_from_cpu_bf16(name: str) -> bool:
+    """Whether a zoo model was measured to gain from a CPU's bf16 units (False for library networks)."""
+    return split_name(name) is None and _entry(name).cpu_bf16
 
 
 def build_model(name: str, in_channels: int = 3, num_classes: int = 10, image_size: int = 32) -> nn.Module:

@@ -47,11 +47,48 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """'auto' becomes bf16 on a CUDA GPU that supports it, else fp32; other values stay."""
+def cpu_bf16_units() -> str | None:
+    """The bf16 matrix units this CPU has, as torch reports them: 'AMX', 'AVX512-BF16' or None.
+
+    Asked at run time, never read from the processor's name. (torch.ops.mkldnn's bf16 query says
+    only that bf16 runs at all: oneDNN emulates it on any AVX-512 CPU, at a fraction of fp32's speed.)
+    """
+    for unit, query in (("AMX", "_is_amx_tile_supported"), ("AVX512-BF16", "_is_avx512_bf16_supported")):
+        if getattr(torch.cpu, query, lambda: False)():
+            return unit
+    return None
+
+
+def resolve_precision(precision: str, device: torch.device, model: str = "", cpu_bf16: bool = False) -> str:
+    """'auto' becomes bf16 on a CUDA GPU that supports it, and on a CPU with bf16 units for a model
+    measured to gain from them (cpu_bf16); else fp32. Other values stay."""
+    return choose_precision(precision, device, model, cpu_bf16)[0]
+
+
+def choose_precision(
+    precision: str, device: torch.device, model: str = "", cpu_bf16: bool = False
+) -> tuple[str, str]:
+    """(precision, why) for the run's first line; why is '' when the precision was given."""
     if precision != "auto":
-        return precision
-    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+        return precision, ""
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return "bf16", "bf16 (auto: the GPU has bf16; --precision fp32 to choose)"
+        return "fp32", "fp32 (auto: the GPU has no bf16)"
+    if device.type != "cpu":
+        return "fp32", "fp32 (auto)"
+    units = cpu_bf16_units()
+    if units is None:
+        return "fp32", "fp32 (auto: this CPU has no bf16 matrix units)"
+    if not cpu_bf16:
+        return (
+            "fp32",
+            f"fp32 (auto: {model or 'this model'} is not measured to gain from the CPU's {units} bf16 units)",
+        )
+    return (
+        "bf16",
+        f"bf16 (auto: this CPU has {units} bf16 units and {model} gains from them; --precision fp32 to choose)",
+    )
 
 
 def check_precision(precision: str, device: torch.device) -> None:
