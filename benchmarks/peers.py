@@ -1,7 +1,18 @@
 """Benchmark 5, the peers side by side: LeNet-5 on MNIST, one epoch, as a whole process each.
 
 Four contenders train the same network (convtrain's `lenet5`) on the same 60,000 MNIST training
-images with the same optimizer (SGD, lr 0.01, momentum 0.9, constant), batch size 128 and shuffling:
+images with the same optimizer (SGD, lr 0.01, momentum 0.9, constant), batch size 128 and shuffling,
+in two modes:
+
+- defaults: what each gives a user who changes nothing else. convtrain with its progress line,
+  fp32, channels_last on the CPU; Lightning's Trainer as it comes (logger, checkpoint, progress
+  bar and model summary on), fp32, NCHW;
+- best: each at its fastest for this job. convtrain with `--precision auto` (bf16 where the CPU
+  has bf16 units) and `--quiet`; Lightning lean (no logger, checkpoint or progress bar), with
+  `precision="bf16-mixed"` where the CPU has bf16 units, else fp32, and the model and each batch
+  in channels_last. The tutorial and bare loops are the same in both modes.
+
+The contenders:
 
 - convtrain: `python -m convtrain train ...` (device loader, no validation split, no pictures; it
   also writes its run folder and measures the test split, as a real run does);
@@ -16,7 +27,7 @@ discarded warm-up round). The parent takes the whole-process wall time and the p
 (os.wait4's ru_maxrss); each child reports the seconds of its training epoch.
 
     python -m benchmarks.run --only peers [--quick]
-    python -m benchmarks.peers worker lightning --threads 1 --count 6400   # one child, by hand
+    python -m benchmarks.peers worker lightning --threads 1 --count 6400 --mode best   # one child
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ from benchmarks.common import REPO, median, ratio_median, spread, table
 LR, MOMENTUM, BATCH = 0.01, 0.9, 128
 MEAN, STD = 0.1307, 0.3081
 CONTENDERS = ("convtrain", "lightning", "tutorial", "bare")
+MODES = ("defaults", "best")
 
 
 # ----- the children: one epoch each, printing {"epoch_seconds": s} as their last line -----
@@ -58,34 +70,41 @@ def _model():
     return build_model("lenet5", 1, 10, 28)
 
 
-def run_lightning(count: int, out: Path) -> float:
+def run_lightning(count: int, out: Path, mode: str) -> float:
     import lightning as L
     import torch
     import torch.nn.functional as F
 
+    from convtrain.system.runtime import cpu_bf16_units
+
+    best = mode == "best"
+    layout = torch.channels_last if best else torch.contiguous_format
+
     class LitLeNet(L.LightningModule):
         def __init__(self) -> None:
             super().__init__()
-            self.net = _model()
+            self.net = _model().to(memory_format=layout)
 
         def training_step(self, batch, batch_idx):
             x, y = batch
-            return F.cross_entropy(self.net(x), y)
+            return F.cross_entropy(self.net(x.contiguous(memory_format=layout)), y)
 
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=LR, momentum=MOMENTUM)
 
     x, y = _tensors(count)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=BATCH, shuffle=True)
+    lean = dict(
+        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    precision = "bf16-mixed" if best and cpu_bf16_units() else "32-true"
     trainer = L.Trainer(
         max_epochs=1,
         accelerator="cpu",
         devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+        precision=precision,
         default_root_dir=str(out),
+        **(lean if best else {}),
     )
     module = LitLeNet()
     started = time.perf_counter()
@@ -93,7 +112,7 @@ def run_lightning(count: int, out: Path) -> float:
     return time.perf_counter() - started
 
 
-def run_tutorial(count: int, out: Path) -> float:
+def run_tutorial(count: int, out: Path, mode: str) -> float:
     import torch
     import torchvision
     from torchvision import transforms
@@ -109,7 +128,7 @@ def run_tutorial(count: int, out: Path) -> float:
     return count / tutorial_rate(dataset, "lenet5", 0, torch.device("cpu"), (1, 28))
 
 
-def run_bare(count: int, out: Path) -> float:
+def run_bare(count: int, out: Path, mode: str) -> float:
     import torch
     import torch.nn.functional as F
 
@@ -125,14 +144,15 @@ def run_bare(count: int, out: Path) -> float:
     return time.perf_counter() - started
 
 
-def run_convtrain(count: int, out: Path) -> float:
+def run_convtrain(count: int, out: Path, mode: str) -> float:
     from convtrain.cli import main
 
     code = main(
         ["train", "--dataset", "mnist", "--model", "lenet5", "--epochs", "1", "--batch-size", str(BATCH)]
         + ["--optimizer", "sgd", "--lr", str(LR), "--momentum", str(MOMENTUM), "--no-nesterov"]
         + ["--weight-decay", "0", "--schedule", "constant", "--val-split", "0", "--limit-train", str(count)]
-        + ["--no-plots", "--quiet", "--out", str(out / "run")]
+        + ["--no-plots", "--out", str(out / "run")]
+        + (["--precision", "auto", "--quiet"] if mode == "best" else [])
     )
     if code:
         raise SystemExit(code)
@@ -147,12 +167,13 @@ def worker(argv: list[str]) -> int:
     parser.add_argument("name", choices=CONTENDERS)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--count", type=int, default=60000)
+    parser.add_argument("--mode", choices=MODES, default="best")
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="convtrain-peers-") as out:
-        seconds = WORKERS[args.name](args.count, Path(out))
+        seconds = WORKERS[args.name](args.count, Path(out), args.mode)
     print(json.dumps({"epoch_seconds": seconds}), flush=True)
     return 0
 
@@ -160,11 +181,11 @@ def worker(argv: list[str]) -> int:
 # ----- the parent: interleaved rounds of whole processes -----
 
 
-def one_process(name: str, threads: int, count: int) -> dict[str, float]:
+def one_process(name: str, threads: int, count: int, mode: str = "best") -> dict[str, float]:
     """Start one child; its wall time, peak memory (MiB) and the epoch seconds it reports."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": f"{REPO}:{REPO / 'src'}"}
     command = [sys.executable, "-m", "benchmarks.peers", "worker", name, "--threads", str(threads)]
-    command += ["--count", str(count)]
+    command += ["--count", str(count), "--mode", mode]
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=REPO)
     output = child.stdout.read().decode()
@@ -177,7 +198,7 @@ def one_process(name: str, threads: int, count: int) -> dict[str, float]:
     return {"wall": wall, "epoch": epoch, "peak_mib": usage.ru_maxrss / 1024}
 
 
-def run(quick: bool = False) -> str:
+def run(quick: bool = False, threads_list: tuple[int, ...] = (2,)) -> str:
     rounds = 1 if quick else 3
     count = 6400 if quick else 60000
     title = (
@@ -189,11 +210,11 @@ def run(quick: bool = False) -> str:
     except ImportError:
         return title + "skipped: PyTorch Lightning is not installed (pip install 'convtrain[bench]')"
     rows = []
-    for threads in (1, 2):
+    for mode, threads in [(mode, threads) for mode in MODES for threads in threads_list]:
         figures: dict[str, list[dict[str, float]]] = {name: [] for name in CONTENDERS}
         for round_ in range(rounds + 1):
             for name in CONTENDERS if round_ % 2 == 0 else CONTENDERS[::-1]:
-                result = one_process(name, threads, count)
+                result = one_process(name, threads, count, mode)
                 if round_:
                     figures[name].append(result)
         ours = figures["convtrain"]
@@ -203,6 +224,7 @@ def run(quick: bool = False) -> str:
             wall = [r["wall"] for r in theirs]
             rows.append(
                 [
+                    mode,
                     threads,
                     name,
                     f"{median(epoch):.2f} ({spread(epoch)})",
@@ -212,8 +234,9 @@ def run(quick: bool = False) -> str:
                     f"{ratio_median(wall, [r['wall'] for r in ours]):.2f}x",
                 ]
             )
-        print(f"  peers: {threads} thread(s) done", flush=True)
+        print(f"  peers: {mode}, {threads} thread(s) done", flush=True)
     header = [
+        "mode",
         "threads",
         "contender",
         "epoch s",

@@ -12,7 +12,8 @@ loaded from the decoded-image cache), many_runs (a 20-trial sweep and 5 seeds ag
 `convtrain train` as whole processes, 3 seeds, plots included), photos (a folder of camera JPEGs read
 by the old reader, the new one and torchvision's ImageFolder), epochs_rule (validation accuracy
 against epochs on small datasets: the evidence for the auto-epochs rule), cpu_bf16 (bf16 against
-fp32 accuracy per epoch on the CPU: the evidence for --precision auto), zoo_subset, zoo and airbench
+fp32 accuracy per epoch on the CPU: the evidence for --precision auto), roofline (each zoo model's
+FLOPs per image, images/s and fraction of the measured peak on the CPU), zoo_subset, zoo and airbench
 (GPU only: skipped with a line without CUDA, unless --device cpu asks for the zoo on the CPU).
 The saved file is named after the date and the benchmarks run; copy tables into BENCHMARKS.md.
 """
@@ -36,6 +37,7 @@ from benchmarks import (
     overhead,
     peers,
     photos,
+    roofline,
     tutorial,
 )
 from benchmarks.common import DEVICE_CHOICE, RESULTS, SIZES, describe_machine
@@ -53,6 +55,7 @@ BENCHMARKS = {
     "photos": photos.run,
     "epochs_rule": epochs_rule.run,
     "cpu_bf16": cpu_bf16.run,
+    "roofline": roofline.run,
     "zoo": gpu.zoo,
     "airbench": gpu.airbench,
 }

@@ -12,6 +12,7 @@ from convtrain.data.registry import load_dataset
 from convtrain.errors import ConvtrainError
 from convtrain.models import own_training
 from convtrain.resolve import resolve
+from convtrain.system import runtime
 
 
 @pytest.fixture(scope="module")
@@ -19,16 +20,20 @@ def tiny_data(tiny_npz):
     return load_dataset(f"npz:{tiny_npz}")
 
 
-def test_resolve_fills_the_models_own_options_and_precision_and_leaves_the_callers_config(tiny_data):
+def test_resolve_fills_the_models_own_options_and_precision_and_leaves_the_callers_config(
+    tiny_data, monkeypatch
+):
+    monkeypatch.setattr(runtime, "cpu_bf16_units", lambda: None)  # a CPU without bf16 units, any day
     given = TrainConfig(dataset="npz:x", model="fastnet-tiny", precision="auto")
     resolved, notes = resolve(given, torch.device("cpu"), tiny_data, train_images=400)
     assert given.precision == "auto" and given.lr is None  # a new config; the caller's is unchanged
-    assert resolved.precision == "fp32"  # auto on a CPU
+    assert resolved.precision == "fp32"  # auto on a CPU without bf16 units
     own = own_training("fastnet-tiny")
     assert {name: getattr(resolved, name) for name in GENERIC_TRAINING} == {**GENERIC_TRAINING, **own}
     # 400 images at fastnet-tiny's batch of 256 are one full step an epoch (drop_last): 40 epochs, and said
     assert resolved.epochs == 40 and notes == [
-        "40 epochs (auto: 400 images at batch 256; --epochs to choose)"
+        "fp32 (auto: this CPU has no bf16 matrix units)",
+        "40 epochs (auto: 400 images at batch 256; --epochs to choose)",
     ]
     assert resolve(resolved, torch.device("cpu"), tiny_data, 400) == (resolved, [])  # twice changes nothing
 
