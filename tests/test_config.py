@@ -85,10 +85,10 @@ def test_cli_missing_config_file_exits_2(capsys, tmp_path):
 def test_precision_auto_resolves_to_fp32_on_the_cpu():
     import torch
 
-    from convtrain.system.runtime import resolve_precision
+    from convtrain.system.runtime import choose_precision
 
-    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
-    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
+    assert choose_precision("auto", torch.device("cpu"))[0] == "fp32"
+    assert choose_precision("bf16", torch.device("cpu"))[0] == "bf16"
     assert TrainConfig(precision="auto").precision == "auto"
 
 

@@ -38,9 +38,7 @@ def resolve(
     what the run's first line says about the choices it made (precision, epochs)."""
     own_batch = with_model_defaults(config.replace(batch_size=None)).batch_size  # the model's own
     config = with_model_defaults(config)
-    precision, precision_note = choose_precision(
-        config.precision, device, config.model, gains_from_cpu_bf16(config.model)
-    )
+    precision, precision_note = auto_precision(config, device)
     config = config.replace(precision=precision)
     config = library_size(input_size(config))[0]  # the size the data step read the images at
     if config.batch_size == "auto":
@@ -49,6 +47,12 @@ def resolve(
         print(f"batch size auto: {size} ({why})", flush=True)
     config, epochs_note = resolve_epochs(config, train_images, config.batch_size)
     return config, [note for note in (precision_note, epochs_note) if note]
+
+
+def auto_precision(config: TrainConfig, device: torch.device) -> tuple[str, str]:
+    """(precision, why) for the config's model on the device: 'auto' resolved, a given one kept
+    (why '' then). Training and the data check's fold models resolve it here alike."""
+    return choose_precision(config.precision, device, config.model, gains_from_cpu_bf16(config.model))
 
 
 def _probe_batch_size(

@@ -37,16 +37,16 @@ from convtrain.data.loader import make_loader
 from convtrain.data.pixels import normalize
 from convtrain.defaults import DEFAULT_EPOCHS
 from convtrain.errors import ConfigError
-from convtrain.models import build_model, gains_from_cpu_bf16, init_weights
+from convtrain.models import build_model, init_weights
 from convtrain.models.hooks import FitsToData
 from convtrain.optim import build_optimizer, build_scheduler
 from convtrain.recipes import load_recipe
+from convtrain.resolve import auto_precision
 from convtrain.system.runtime import (
     autocast,
     check_precision,
     grad_scaler,
     pick_device,
-    resolve_precision,
     seed_everything,
     use_channels_last,
 )
@@ -122,11 +122,6 @@ def fold_ids(labels: torch.Tensor, folds: int, seed: int) -> torch.Tensor:
         members = members[torch.randperm(len(members), generator=generator)]
         ids[members] = torch.arange(len(members)) % folds
     return ids
-
-
-def _precision(config: TrainConfig, device: torch.device) -> str:
-    """The fold models' precision, 'auto' resolved as training resolves it."""
-    return resolve_precision(config.precision, device, config.model, gains_from_cpu_bf16(config.model))
 
 
 def on_device(split: Split, device: torch.device) -> Split:
@@ -208,7 +203,7 @@ def out_of_fold(
     if len(train) < 2 * folds:
         raise ConfigError(f"{len(train)} training images cannot be cut into {folds} folds; use fewer --folds")
     where = pick_device(device)
-    config = config.replace(precision=_precision(config, where))
+    config = config.replace(precision=auto_precision(config, where)[0])
     check_precision(config.precision, where)
     ids = fold_ids(train.labels, folds, seed)
     labels = train.labels  # on the CPU, beside the probabilities
@@ -253,7 +248,7 @@ def score_held_out(
         raise ConfigError("the train split is empty: nothing to train the scoring models on")
     config = config or fold_config(None, None, None)
     where = pick_device(device)
-    config = config.replace(precision=_precision(config, where))
+    config = config.replace(precision=auto_precision(config, where)[0])
     train, others = on_device(train, where), {name: on_device(split, where) for name, split in others.items()}
     every = torch.arange(len(train), device=where)
     sample = every[:5000]

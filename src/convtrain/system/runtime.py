@@ -59,16 +59,12 @@ def cpu_bf16_units() -> str | None:
     return None
 
 
-def resolve_precision(precision: str, device: torch.device, model: str = "", cpu_bf16: bool = False) -> str:
-    """'auto' becomes bf16 on a CUDA GPU that supports it, and on a CPU with bf16 units for a model
-    measured to gain from them (cpu_bf16); else fp32. Other values stay."""
-    return choose_precision(precision, device, model, cpu_bf16)[0]
-
-
 def choose_precision(
     precision: str, device: torch.device, model: str = "", cpu_bf16: bool = False
 ) -> tuple[str, str]:
-    """(precision, why) for the run's first line; why is '' when the precision was given."""
+    """(precision, why) for the run's first line: 'auto' becomes bf16 on a CUDA GPU that supports
+    it, and on a CPU with bf16 units for a model measured to gain from them (cpu_bf16); else fp32.
+    A given precision stays, and why is '' then."""
     if precision != "auto":
         return precision, ""
     if device.type == "cuda":
