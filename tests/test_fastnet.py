@@ -76,15 +76,18 @@ def test_unfitted_whitening_is_the_identity_on_each_patch_pixel():
     assert torch.equal(out[:, 4:], -out[:, :4])
 
 
-def test_whitening_and_batchnorm_scales_are_frozen_and_biases_train():
+@pytest.mark.parametrize("name,whiten_bias_trains", [("fastnet-tiny", False), ("fastnet-small", True)])
+def test_whitening_and_batchnorm_scales_are_frozen_and_biases_train(name, whiten_bias_trains):
     torch.manual_seed(0)
-    model = build_model("fastnet-tiny", 1, 10, 28)
+    model = build_model(name, 1, 10, 28)
     model.fit_to_data(torch.randn(32, 1, 28, 28))
     trainable = {id(p) for p in model.parameters()}
     assert id(model.whiten.weight) not in trainable  # a buffer: never seen by an optimizer
+    assert (id(model.whiten.bias) in trainable) == whiten_bias_trains
     norms = [m for m in model.modules() if isinstance(m, FrozenScaleBatchNorm)]
     assert len(norms) == 6 and all(id(m.weight) not in trainable and id(m.bias) in trainable for m in norms)
     before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert before["features.0.bias"].abs().sum() > 0  # set by the fit, trained or not
     optimizer = torch.optim.SGD(model.parameter_groups(lr=0.1, weight_decay=5e-4), lr=0.1, momentum=0.9)
     for _ in range(3):
         loss = F.cross_entropy(model(torch.randn(16, 1, 28, 28)), torch.randint(0, 10, (16,)))
@@ -93,11 +96,35 @@ def test_whitening_and_batchnorm_scales_are_frozen_and_biases_train():
         optimizer.step()
     after = model.state_dict()
     assert torch.equal(after["features.0.weight"], before["features.0.weight"])
-    assert not torch.equal(after["features.0.bias"], before["features.0.bias"])
-    for name, value in after.items():
-        if name.endswith("norm1.weight") or name.endswith("norm2.weight"):
-            assert torch.equal(value, torch.ones_like(value)), name
+    assert torch.equal(after["features.0.bias"], before["features.0.bias"]) != whiten_bias_trains
+    for key, value in after.items():
+        if key.endswith("norm1.weight") or key.endswith("norm2.weight"):
+            assert torch.equal(value, torch.ones_like(value)), key
     assert not torch.equal(after["features.2.norm1.bias"], before["features.2.norm1.bias"])
+
+
+def test_a_frozen_whitening_bias_spares_the_first_conv_its_input_gradient():
+    """With nothing trainable before the first block, backward never asks that conv for the gradient
+    of its input (the largest in the network); a trained bias does."""
+    frozen = FastNet(1, 10, widths=(16, 32, 64), train_whiten_bias=False)
+    trained = FastNet(1, 10, widths=(16, 32, 64), train_whiten_bias=True)
+    x = torch.randn(4, 1, 28, 28)
+    seen = []
+    for model in (frozen, trained):
+        first = model.features[2].conv1
+        first.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].requires_grad))
+        model(x).sum().backward()
+    assert seen == [False, True]
+
+
+def test_a_checkpoint_with_a_trained_whitening_bias_loads_into_the_frozen_one():
+    """Runs saved while fastnet-tiny still trained its whitening bias keep the same state_dict keys."""
+    trained = FastNet(1, 10, widths=(16, 32, 64), train_whiten_bias=True)
+    with torch.no_grad():
+        trained.whiten.bias.add_(0.5)
+    model = build_model("fastnet-tiny", 1, 10, 28)
+    model.load_state_dict(trained.state_dict())  # strict: the same keys
+    assert torch.equal(model.whiten.bias, trained.whiten.bias)
 
 
 def test_dirac_conv_passes_its_input_through_on_the_first_channels():
