@@ -29,6 +29,7 @@ from benchmarks import (
     accuracy,
     cache,
     cpu_bf16,
+    cpu_peak,
     default_run,
     epochs_rule,
     formats,
@@ -56,6 +57,7 @@ BENCHMARKS = {
     "epochs_rule": epochs_rule.run,
     "cpu_bf16": cpu_bf16.run,
     "roofline": roofline.run,
+    "cpu_peak": cpu_peak.run,
     "zoo": gpu.zoo,
     "airbench": gpu.airbench,
 }
