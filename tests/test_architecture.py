@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("prediction",),
     ("report",),
     ("job",),
+    ("finishing",),
     ("training",),
     ("lrfind", "export", "datacheck", "sweep"),
     ("cli",),

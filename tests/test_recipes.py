@@ -18,10 +18,12 @@ import pytest
 import torch
 import yaml
 
+import convtrain
 from cifar_files import write_cifar10
 from convtrain.cli import build_parser, main
 from convtrain.cli.train_commands import config_from_args
 from convtrain.config import TrainConfig, with_model_defaults
+from convtrain.errors import ConfigError
 from convtrain.models import build_model
 from convtrain.optim import build_optimizer
 from convtrain.recipes import load_recipe, recipe_names
@@ -146,6 +148,37 @@ def test_unknown_recipe_is_a_one_line_error_exit_2(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "unknown recipe 'no-such-recipe'" in err[0] and "lenet5-mnist" in err[0]
+
+
+def test_the_python_api_applies_a_recipe_under_its_other_arguments(tmp_path):
+    """`convtrain.train(recipe=...)` trains with the recipe's options, as `--recipe` does, and the
+    other keyword arguments override them."""
+    run = convtrain.train(
+        recipe="lenet5-mnist",
+        lr=0.02,
+        epochs=1,
+        max_steps=2,
+        limit_train=256,
+        test=False,
+        plots=False,
+        quiet=True,
+        out=str(tmp_path / "run"),
+    )
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    recipe = recipe_config("lenet5-mnist")
+    assert (saved["recipe"], saved["model"], saved["optimizer"]) == (
+        "lenet5-mnist",
+        "lenet5",
+        recipe.optimizer,
+    )
+    assert saved["model"] != convtrain.TrainConfig().model  # the recipe's, not the default model
+    assert (saved["lr"], saved["epochs"]) == (0.02, 1)
+    assert run.results["epochs"] == 1
+
+
+def test_an_unknown_recipe_in_the_python_api_names_the_known_ones():
+    with pytest.raises(ConfigError, match="unknown recipe 'no-such-recipe'.*mnist-fast"):
+        convtrain.train(recipe="no-such-recipe")
 
 
 # ----- every recipe runs -----

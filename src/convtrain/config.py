@@ -180,7 +180,8 @@ class TrainConfig:
     plots: bool = True
     """Make the pictures and report.html at the end of training."""
     recipe: str | None = None
-    """The packaged recipe this config started from (informational; set by --recipe)."""
+    """The packaged recipe this config started from: `--recipe`, and `convtrain.train(recipe=...)`,
+    apply its options; on a TrainConfig built by hand it only records the name."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "batch_size", _parse_batch_size(self.batch_size))  # frozen: set once here

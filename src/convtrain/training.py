@@ -20,15 +20,13 @@ from torch import nn
 
 from convtrain.checkpoint import TrainState, interrupts_deferred
 from convtrain.config import TrainConfig
-from convtrain.data.registry import resolve_data_dir
 from convtrain.errors import ConvtrainError
-from convtrain.evaluation import Scored, evaluation_sums, mirrors
+from convtrain.finishing import finish, score_across_ranks
 from convtrain.job import Job, prepare_job
-from convtrain.metrics import metrics_from_sums
 from convtrain.optim import WeightAverage, build_optimizer, build_scheduler
+from convtrain.recipes import load_recipe
 from convtrain.runs.folder import RunDir
 from convtrain.system import distributed
-from convtrain.system.arithmetic import arithmetic_summary, training_flops_per_image
 from convtrain.system.runtime import autocast, backend_settings, grad_scaler, pick_device, synchronize
 from convtrain.system.timings import Timings
 
@@ -41,9 +39,12 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> RunDir:
     """Train a model and return its run folder, with config, history, results and model filled in.
 
     Keyword arguments override fields of `config`, which is never changed: calling this twice with
-    the same config and no `out` trains into two folders (runs/x, runs/x-2).
+    the same config and no `out` trains into two folders (runs/x, runs/x-2). `recipe="mnist-fast"`
+    applies the packaged recipe as `--recipe` does: under the other keyword arguments.
     """
     config = config or TrainConfig()
+    if overrides.get("recipe"):
+        overrides = load_recipe(overrides["recipe"]) | overrides
     if overrides:
         config = config.replace(**overrides)
     return fit(config)
@@ -287,99 +288,6 @@ def validate(job: Job, average: WeightAverage | None) -> dict[str, float]:
     if job.val_loader is None:
         return {}
     return score_across_ranks(job, job.eval_model(average), job.val_loader)
-
-
-def score_across_ranks(
-    job: Job, model: nn.Module, loader, tta: bool = False, mirror: bool = True, keep: list | None = None
-) -> dict[str, float]:
-    """Score a split the way training does, every epoch and at the end: each rank sums its shard
-    (loss, confusion matrix), the sums are added across ranks, and metrics are made from the totals."""
-    sums = evaluation_sums(model, loader, job.num_classes, job.config.precision, tta, mirror, keep)
-    for tensor in sums.values():
-        distributed.sum_across_ranks(tensor)
-    return metrics_from_sums(sums)
-
-
-def finish(
-    job: Job,
-    history: list[dict[str, Any]],
-    tested_weights: dict | None,
-    training_seconds: float,
-    stop_reason: str,
-    before: dict[str, float] | None = None,
-) -> dict[str, Any]:
-    """Evaluate the tested weights (best.pt, or last.pt's with test_weights: last) on the test split,
-    write results.json, and make the pictures and report."""
-    checkpoint = f"{job.config.test_weights}.pt"
-    results: dict[str, Any] = {
-        "epochs": len(history),
-        "training_seconds": training_seconds,
-        "stop_reason": stop_reason or "finished",
-        **(before or {}),
-    }
-    if history:
-        results.update({f"final_{k}": v for k, v in history[-1].items() if k != "epoch"})
-    scored = None  # the test pass's logits, when the report can draw from them as they are
-    if job.test_loader is not None and tested_weights is not None:
-        with job.timings.measure("test"):
-            job.model.load_state_dict(tested_weights)
-            config = job.config
-            mirror = mirrors(config.augment)  # TTA mirrors only a model that trained on flips
-            kept = [] if _report_reuses_test(job) else None
-            test = score_across_ranks(job, job.model, job.test_loader, config.tta, mirror, kept)
-            if kept is not None:
-                logits, labels = (torch.cat(parts) for parts in zip(*kept, strict=True))
-                scored = Scored(job.run, "test", checkpoint, job.data, job.data.test, logits, labels)
-        results.update(
-            {
-                "test_loss": test["loss"],
-                "test_acc": test["accuracy"],
-                "test_images": test["count"],
-                "test_weights": checkpoint,
-            }
-        )
-        job.log(
-            f"test: loss {test['loss']:.4f}  accuracy {100 * test['accuracy']:.2f}% on {test['count']} images ({checkpoint})"
-        )
-    elif not job.config.test:
-        results["test_unread"] = True
-        job.log(
-            f"test split left unread (--no-test); when settings are chosen: convtrain evaluate {job.run.path} --split test"
-        )
-    if distributed.is_main():
-        with job.timings.measure("arithmetic"):
-            arithmetic = _arithmetic(job, history)
-        results["timings"] = job.timings.as_dict() | arithmetic
-        job.run.write_results(results)
-        if job.config.plots:
-            with job.timings.measure("pictures"):
-                job.make_pictures(scored)
-            results["timings"] = job.timings.as_dict() | arithmetic
-            job.run.write_results(results)  # again, now with the pictures' time
-    return results
-
-
-def _arithmetic(job: Job, history: list[dict[str, Any]]) -> dict[str, float]:
-    """FLOPs per training image, the FLOP/s the training epochs reached (this process's images/s)
-    and the fraction of the machine's measured peak in the run's precision (system/arithmetic.py)."""
-    seconds = sum(row["seconds"] for row in history)
-    if not history or seconds <= 0:
-        return {}
-    images = sum(row["images_per_second"] * row["seconds"] for row in history)
-    shape = (job.data.channels, job.data.image_size, job.data.image_size)
-    device = next(job.model.parameters()).device  # where the network is (the job's device)
-    flops = training_flops_per_image(job.model, shape, device)
-    cache = resolve_data_dir(job.config.data_dir)
-    return arithmetic_summary(flops, images / seconds, device, job.config.precision, cache)
-
-
-def _report_reuses_test(job: Job) -> bool:
-    """Whether the final test pass's logits are the ones the report would compute (one process, fp32,
-    no TTA, the images in memory), so that the report need not pass over the test split again."""
-    config = job.config
-    single = distributed.world()[2] == 1
-    in_memory = job.data.test is not None and job.data.test.images is not None
-    return config.plots and single and config.precision == "fp32" and not config.tta and in_memory
 
 
 def is_better(value: float, best: float | None, monitor: str) -> bool:
