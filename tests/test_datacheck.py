@@ -247,6 +247,11 @@ def test_bad_input_is_one_line(tiny_npz, tmp_path):
         (dict(dataset=f"npz:{tiny_npz}", split="valid"), "unknown split"),
         (dict(dataset=f"npz:{tiny_npz}", labels=True, folds=1), "--folds"),
         (dict(dataset=f"npz:{tiny_npz}", split="val"), "no val split"),
+        # the test split is scored by models trained on train (score_held_out), refused before any training
+        (
+            dict(dataset=f"npz:{tiny_npz}", split="test", labels=True, train_options={"precision": "fp16"}),
+            "fp16",
+        ),
     ]
     one_class = tmp_path / "one.npz"
     np.savez(one_class, x_train=np.zeros((8, 8, 8), np.uint8), y_train=np.zeros(8, np.int64))

@@ -249,6 +249,7 @@ def score_held_out(
     config = config or fold_config(None, None, None)
     where = pick_device(device)
     config = config.replace(precision=auto_precision(config, where)[0])
+    check_precision(config.precision, where)
     train, others = on_device(train, where), {name: on_device(split, where) for name, split in others.items()}
     every = torch.arange(len(train), device=where)
     sample = every[:5000]
