@@ -11,6 +11,7 @@ the speed is not, so this benchmark reports accuracy only; speed is in `peers` a
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import sys
 import tempfile
@@ -61,7 +62,13 @@ def run(quick: bool = False, cases: list[str] | None = None, seeds: tuple[int, .
     rows = []
     with keep_datasets():
         for name in names:
-            results = {p: [one_run(CASES[name], p, seed) for seed in seeds] for p in ("fp32", "bf16")}
+            results: dict[str, list] = {"fp32": [], "bf16": []}
+            for precision, seed in itertools.product(results, seeds):
+                results[precision].append(one_run(CASES[name], precision, seed))
+                print(
+                    f"  cpu_bf16: {name} {precision} seed {seed}: test {100 * results[precision][-1][1]:.2f}%",
+                    flush=True,
+                )
             for precision, runs in results.items():
                 epochs = len(runs[0][0])
                 per_epoch = [mean_std([r[0][e] for r in runs]) for e in range(epochs)]

@@ -13,7 +13,8 @@ loaded from the decoded-image cache), many_runs (a 20-trial sweep and 5 seeds ag
 by the old reader, the new one and torchvision's ImageFolder), epochs_rule (validation accuracy
 against epochs on small datasets: the evidence for the auto-epochs rule), cpu_bf16 (bf16 against
 fp32 accuracy per epoch on the CPU: the evidence for --precision auto), roofline (each zoo model's
-FLOPs per image, images/s and fraction of the measured peak on the CPU), zoo_subset, zoo and airbench
+FLOPs per image, images/s and fraction of the measured peak on the CPU), cpu_peak (fastnet-tiny's step against
+the same minutes' matmul peak, with each speed-up tried), zoo_subset, zoo and airbench
 (GPU only: skipped with a line without CUDA, unless --device cpu asks for the zoo on the CPU).
 The saved file is named after the date and the benchmarks run; copy tables into BENCHMARKS.md.
 """
