@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("checkpoint",),
     ("runs",),
     ("metrics", "optim", "warm_start", "explain", "defaults"),
-    ("resolve", "evaluation"),
+    ("resolve", "evaluation", "announce"),
     ("prediction",),
     ("report",),
     ("job",),

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from convtrain.announce import announce, record_run
 from convtrain.config import TrainConfig
 from convtrain.data.augment import parse_augment
 from convtrain.data.dataset import ImageData, Split
@@ -28,7 +29,6 @@ from convtrain.defaults import fit_to_model, library_size
 from convtrain.errors import ConfigError, ConvtrainError
 from convtrain.evaluation import Scored
 from convtrain.models import build_model, init_weights
-from convtrain.models.external import model_arguments, split_name
 from convtrain.models.heads import Freezer
 from convtrain.models.hooks import FitsToData
 from convtrain.optim import WeightAverage, class_weights
@@ -44,7 +44,6 @@ from convtrain.system.runtime import (
     use_channels_last,
 )
 from convtrain.system.timings import Timings
-from convtrain.version import __version__
 from convtrain.warm_start import input_size, warm_start
 
 
@@ -195,8 +194,8 @@ def _build(config: TrainConfig, run: RunDir, device: torch.device, record: bool,
     criterion = _criterion(config, data, train_split, device)
     writer = None
     if record and distributed.is_main():
-        writer = _record(config, run, data, weights_origin)
-        _announce(
+        writer = record_run(config, run, data, weights_origin)
+        announce(
             config, device, channels_last, data, train_split, val_split, run, chosen, [*notes, note], started
         )
     freezer = Freezer(model, config.freeze_epochs, config.train_bn) if config.freeze_epochs else None
@@ -312,62 +311,6 @@ def _criterion(config: TrainConfig, data: ImageData, train_split: Split, device:
         else None
     )
     return nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
-
-
-def _record(config: TrainConfig, run: RunDir, data: ImageData, weights_origin: dict) -> Any:
-    """config.yaml and model.json into the run folder; returns the TensorBoard writer."""
-    run.write_config(config)
-    run.write_card(model_card(config, data, weights_origin))
-    from torch.utils.tensorboard import SummaryWriter  # imports tensorboard (~1 s): only runs that record
-
-    return SummaryWriter(log_dir=str(run.path))
-
-
-def _announce(
-    config, device, channels_last, data, train_split, val_split, run, chosen, notes, started
-) -> None:
-    """The run's first line: where and how it trains, on what, what was chosen for it (the epochs),
-    and where its folder is; then a line per note."""
-    world_size = distributed.world()[2]
-    print(
-        f"device {device} ({config.precision}{', channels_last' if channels_last else ''}"
-        f"{', compiled' if config.compile else ''}{f', {world_size} processes' if world_size > 1 else ''})  "
-        f"data {data.name}: {len(train_split)} train / {len(val_split)} val"
-        f"{f' / {len(data.test)} test' if data.test is not None else ''} images, {data.num_classes} classes "
-        f"[{time.perf_counter() - started:.1f}s]  model {config.model}"
-        + "".join(f", {words}" for words in chosen)
-        + f"  run folder {run.path}"
-        + "".join(f"\n{line}" for line in notes if line),
-        flush=True,
-    )
-
-
-def model_card(config: TrainConfig, data: ImageData, weights: dict[str, Any] | None = None) -> dict[str, Any]:
-    """model.json: what rebuilds the network and preprocesses its input. A timm/torchvision model adds
-    its source, name and builder arguments; a warm start adds where its weights came from."""
-    external = split_name(config.model)
-    library = (
-        {
-            "source": external[0],
-            "name": external[1],
-            "arguments": model_arguments(config.model, data.channels, data.num_classes, data.image_size),
-        }
-        if external
-        else {}
-    )
-    return {
-        "architecture": config.model,
-        "classes": list(data.classes),
-        "in_channels": data.channels,
-        "image_size": data.image_size,
-        "mean": list(data.mean),
-        "std": list(data.std),
-        "dataset": data.name,
-        "dataset_source": data.source,
-        "convtrain_version": __version__,
-        **library,
-        **({"weights": weights} if weights else {}),
-    }
 
 
 def _split(data: ImageData, config: TrainConfig, run: RunDir, record: bool) -> tuple[Split, Split, str]:
