@@ -9,7 +9,9 @@ The ideas, in the order the network uses them:
    the training images' 2x2 patches, each scaled by 1/sqrt(eigenvalue), so that its outputs are
    decorrelated with unit variance. Each filter appears twice, with opposite signs, so the GELU
    after it keeps both halves of every whitened direction. Set from the data by `fit_to_data`,
-   which convtrain's job calls once with up to 5000 normalised training images.
+   which convtrain's job calls once with up to 5000 normalised training images. Its bias trains in
+   fastnet and fastnet-small; fastnet-tiny keeps it as fitted, which spares the backward pass the
+   first block's input gradient (BENCHMARKS.md, "fastnet-tiny against the CPU's peak").
 2. Three blocks of conv3x3 -> maxpool 2 -> BN -> GELU -> conv3x3 -> BN -> GELU. Every 3x3 conv
    starts as the identity on its first in_channels outputs (Dirac init), so the untrained network
    passes the whitened image through, and the rest of each filter bank starts random.
@@ -241,5 +243,5 @@ def fastnet_small(in_channels: int, num_classes: int, image_size: int) -> nn.Mod
 )
 def fastnet_tiny(in_channels: int, num_classes: int, image_size: int) -> nn.Module:
     # The whitening bias stays as fitted: the default run validated the same with it frozen (99.35 +-
-    # 0.05% against 99.33 +- 0.04%, 3 seeds) and trains ~1.1x faster (BENCHMARKS.md, "the CPU's peak").
+    # 0.05% against 99.33 +- 0.04%, 3 seeds) and trains 1.16x faster (BENCHMARKS.md, "fastnet-tiny against the CPU's peak").
     return FastNet(in_channels, num_classes, widths=(16, 32, 64), train_whiten_bias=False)
