@@ -127,6 +127,35 @@ def test_a_checkpoint_with_a_trained_whitening_bias_loads_into_the_frozen_one():
     assert torch.equal(model.whiten.bias, trained.whiten.bias)
 
 
+def test_resuming_a_run_saved_while_the_whitening_bias_trained_is_one_line(
+    tiny_npz, tmp_path, monkeypatch, capsys
+):
+    """A run started before fastnet-tiny froze its whitening bias has one more parameter in its
+    optimizer state: --resume refuses it in one line that says what to do, and --init-from takes
+    its weights."""
+    from convtrain.cli import main
+    from convtrain.models import fastnet as fastnet_module
+
+    run = tmp_path / "old"
+    args = ["train", "--dataset", f"npz:{tiny_npz}", "--model", "fastnet-tiny", "--batch-size", "64"]
+    args += ["--quiet", "--no-plots", "--no-test", "--max-steps", "2"]
+    with monkeypatch.context() as old:  # the network as it was: the bias trained
+        real = fastnet_module.FastNet.__init__
+        old.setattr(
+            fastnet_module.FastNet,
+            "__init__",
+            lambda self, *a, **k: real(self, *a, **{**k, "train_whiten_bias": True}),
+        )
+        assert main([*args, "--epochs", "2", "--out", str(run)]) == 0
+    capsys.readouterr()
+    saved = (run / "last.pt").read_bytes(), (run / "metrics.csv").read_text()
+    assert main(["train", "--resume", str(run), "--epochs", "3"]) == 2
+    assert ((run / "last.pt").read_bytes(), (run / "metrics.csv").read_text()) == saved  # nothing lost
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "optimizer state does not fit" in err[0] and "--init-from" in err[0]
+    assert main([*args, "--epochs", "1", "--init-from", f"{run}:last", "--out", str(tmp_path / "new")]) == 0
+
+
 def test_dirac_conv_passes_its_input_through_on_the_first_channels():
     x = torch.randn(3, 8, 7, 7)
     conv = dirac_conv(8, 20)

@@ -109,10 +109,24 @@ class TrainState:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Every part from `state`; a part whose saved state does not fit (a checkpoint from a
+        convtrain whose network or optimizer had other parameters) is a one-line CheckpointError."""
         for name in self.PARTS:
             part = getattr(self, name)
             if part is not None and state.get(name) is not None:
-                part.load_state_dict(state[name])
+                try:
+                    part.load_state_dict(state[name])
+                except (RuntimeError, ValueError, KeyError) as mismatch:
+                    first = (
+                        str(mismatch).strip().splitlines()[0]
+                        if str(mismatch).strip()
+                        else type(mismatch).__name__
+                    )
+                    raise CheckpointError(
+                        f"the checkpoint's {name} state does not fit this run's {name} ({first}); it was saved by "
+                        "another convtrain version (model.json has it): resume with that version, or start a new "
+                        "run from its weights with --init-from RUN_DIR:last"
+                    ) from None
         for name in self.VALUES:
             setattr(self, name, state.get(name, getattr(self, name)))
         set_rng_state(state["rng"])
