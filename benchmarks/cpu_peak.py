@@ -1,6 +1,6 @@
 """How close the default model's training step comes to the CPU's peak, and what each thing tried
-to bring it closer changes: layout, batch size, the whitening bias, BatchNorm and GELU, channel
-counts, threads, torch.compile.
+to bring it closer changes: layout (channels_last, NCHW, oneDNN's blocked tensors), batch size, the
+whitening bias, BatchNorm and GELU, channel counts, threads, torch.compile.
 
 Every try is the same training step convtrain runs (`training.train_step`: forward, loss with label
 smoothing, backward, SGD with Nesterov momentum and fastnet's parameter groups) on fastnet-tiny,
@@ -83,6 +83,22 @@ def first_conv_sixteen_inputs() -> nn.Module:
     return net
 
 
+class BlockedLayout(nn.Module):
+    """fastnet-tiny with its features run on oneDNN's blocked-layout tensors (`Tensor.to_mkldnn`):
+    conv, pooling, BatchNorm and GELU take them, forward and backward; the head takes a dense one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = shipped()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, 1, 28, 28), dense
+        features = self.net.features(x.to_mkldnn()).to_dense()  # (B, 64, 3, 3)
+        return self.net.head(features) * self.net.logit_scale
+
+    def parameter_groups(self, lr: float, weight_decay: float) -> list[dict]:
+        return self.net.parameter_groups(lr, weight_decay)
+
+
 # ----- one try: a step function and its images/s -----
 
 
@@ -99,7 +115,8 @@ def step_rate(
     step: torch.compile's compile time)."""
     layout = torch.channels_last if channels_last else torch.contiguous_format
     model = make().to(memory_format=layout).train()
-    flops = training_flops_per_image(model, tuple(images.shape[1:]), torch.device("cpu"))
+    counted = model.net if isinstance(model, BlockedLayout) else model  # the same network, dense
+    flops = training_flops_per_image(counted, tuple(images.shape[1:]), torch.device("cpu"))
     config = TrainConfig(model="fastnet-tiny", batch_size=batch, **TRAINING)
     optimizer = build_optimizer(model, config)
     criterion = nn.CrossEntropyLoss(label_smoothing=0.2)
@@ -146,6 +163,9 @@ def tries(images: torch.Tensor, labels: torch.Tensor, quick: bool) -> dict[str, 
         "ReLU for GELU": step_rate(relu_for_gelu, images, labels),
         "no BatchNorm or GELU (bound on fusing them)": step_rate(without_norm_and_activation, images, labels),
         "first conv fed 16 channels (8 zero)": step_rate(first_conv_sixteen_inputs, images, labels),
+        "oneDNN blocked layout (to_mkldnn features)": step_rate(
+            BlockedLayout, images, labels, channels_last=False
+        ),
     }
     if not quick:
         found["torch.compile (inductor)"] = step_rate(shipped, images, labels, compile_step=True)
