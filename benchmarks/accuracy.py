@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import convtrain
-from benchmarks.common import SHARED_DATASETS, SIZES, devices, no_device_line, quiet, scratch_dir, table
+from benchmarks.common import (
+    CPU_PRECISION,
+    SHARED_DATASETS,
+    SIZES,
+    devices,
+    no_device_line,
+    quiet,
+    scratch_dir,
+    table,
+)
 from convtrain.recipes import load_recipe
 
 # (dataset folder, target accuracy, recipe, overrides, seeds in a full run)
@@ -42,8 +51,8 @@ def one_run(recipe: str, overrides: dict[str, Any], seed: int, device: str, out:
     options |= overrides
     if SIZES["tiny"]:  # checking that the pass runs: one short epoch, no accuracy to speak of
         options |= {"epochs": 1, "limit_train": 2048}
-    if device == "cpu":  # what the recipes' notes say to pass on a CPU
-        options |= {"precision": "fp32", "compile": False}
+    if device == "cpu":  # what the recipes' notes say to pass on a CPU (or auto: bf16 where it pays)
+        options |= {"precision": CPU_PRECISION["which"], "compile": False}
     started = time.perf_counter()
     with quiet():
         run = convtrain.train(**options)
@@ -52,6 +61,7 @@ def one_run(recipe: str, overrides: dict[str, Any], seed: int, device: str, out:
         "test_acc": run.results["test_acc"],
         "training_seconds": run.results["training_seconds"],
         "wall_seconds": time.perf_counter() - started,
+        "precision": run.config.precision,  # as resolved: auto becomes bf16 or fp32
     }
 
 
@@ -85,7 +95,7 @@ def run(quick: bool = False) -> str:
                 command = f"--recipe {recipe}" + "".join(f" --{k} {v}" for k, v in overrides.items())
                 rows.append(
                     [
-                        device,
+                        f"{device} ({', '.join(sorted({r['precision'] for r in results}))})",
                         folder,
                         f"{100 * target:.1f}%",
                         f"`{command}`",
@@ -98,7 +108,7 @@ def run(quick: bool = False) -> str:
                 )
                 print(f"  accuracy: {device} {folder} {target} done", flush=True)
     header = [
-        "device",
+        "device (precision)",
         "data",
         "target",
         "command",

@@ -51,6 +51,9 @@ def machine() -> dict[str, str]:
 
 
 DEVICE_CHOICE = {"which": "all"}  # set by run.py's --device: all, cpu or cuda
+CPU_PRECISION = {
+    "which": "fp32"
+}  # run.py's --cpu-precision: the records' precision on a CPU (auto: bf16 where it pays)
 SIZES = {"tiny": False}  # run.py's --tiny: the smallest sizes, to check that a pass runs (not to measure)
 
 

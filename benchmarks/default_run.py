@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import REPO, scratch_dir, table
+from benchmarks.common import CPU_PRECISION, REPO, scratch_dir, table
 
 SEEDS = 3
 PHASES = ("startup", "data", "model", "training", "validation", "test", "pictures")
@@ -35,6 +35,8 @@ def one_process(seed: int, tmp: Path, quick: bool) -> dict:
     command = [*convtrain_command(), "train", "--seed", str(seed), "--out", str(out), "--quiet"]
     if quick:
         command += ["--epochs", "1", "--limit-train", "2000"]
+    if CPU_PRECISION["which"] != "fp32":  # a bare run is fp32; auto picks bf16 where the CPU pays
+        command += ["--precision", CPU_PRECISION["which"]]
     # An empty data folder: MNIST comes from the copy bundled with convtrain, as on a fresh machine.
     env = {**os.environ, "CONVTRAIN_DATA": str(tmp / "data"), "PYTHONPATH": str(REPO / "src")}
     started = time.perf_counter()
@@ -50,8 +52,9 @@ def one_process(seed: int, tmp: Path, quick: bool) -> dict:
 
 def run(quick: bool = False) -> str:
     seeds = 1 if quick else SEEDS
+    precision = f" --precision {CPU_PRECISION['which']}" if CPU_PRECISION["which"] != "fp32" else ""
     title = (
-        f"### The default run (`convtrain train`, {seeds} seed{'s' if seeds > 1 else ''}, "
+        f"### The default run (`convtrain train{precision}`, {seeds} seed{'s' if seeds > 1 else ''}, "
         "one whole process each, plots and report included)\n\n"
     )
     with scratch_dir() as tmp:

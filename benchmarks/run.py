@@ -42,7 +42,7 @@ from benchmarks import (
     roofline,
     tutorial,
 )
-from benchmarks.common import DEVICE_CHOICE, RESULTS, SIZES, describe_machine
+from benchmarks.common import CPU_PRECISION, DEVICE_CHOICE, RESULTS, SIZES, describe_machine
 
 BENCHMARKS = {
     "overhead": overhead.run,
@@ -85,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         help="devices the tutorial and accuracy benchmarks measure (all: the CPU and CUDA if present)",
     )
     parser.add_argument(
+        "--cpu-precision",
+        choices=("fp32", "auto"),
+        default="fp32",
+        help="what the accuracy and default_run records train in on a CPU (auto: bf16 on a CPU with bf16 units)",
+    )
+    parser.add_argument(
         "--only", default=",".join(BENCHMARKS), help=f"comma list of: {', '.join(BENCHMARKS)}"
     )
     args = parser.parse_args(argv)
@@ -100,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     DEVICE_CHOICE["which"] = args.device
+    CPU_PRECISION["which"] = args.cpu_precision
     SIZES["tiny"] = args.tiny
     command = (
         "python -m benchmarks.run"
@@ -107,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         + (" --tiny" if args.tiny else "")
         + (f" --device {args.device}" if args.device != "all" else "")
         + (f" --threads {args.threads}" if args.threads else "")
+        + (f" --cpu-precision {args.cpu_precision}" if args.cpu_precision != "fp32" else "")
         + f" --only {','.join(names)}"
     )
     sections = [f"## convtrain benchmarks\n\n`{command}`\n\n{describe_machine()}"]
