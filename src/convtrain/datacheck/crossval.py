@@ -124,6 +124,15 @@ def fold_ids(labels: torch.Tensor, folds: int, seed: int) -> torch.Tensor:
     return ids
 
 
+def _on_device_config(config: TrainConfig, device: str) -> tuple[TrainConfig, torch.device]:
+    """The device the models train on, and the config with 'auto' precision resolved as training
+    resolves it; a precision the device cannot run is refused before any training."""
+    where = pick_device(device)
+    config = config.replace(precision=auto_precision(config, where)[0])
+    check_precision(config.precision, where)
+    return config, where
+
+
 def on_device(split: Split, device: torch.device) -> Split:
     """The split with its images and labels on the device, copied once for every model of the check."""
     images = split.images.to(device) if split.images is not None else None
@@ -202,9 +211,7 @@ def out_of_fold(
     smallest = int(torch.bincount(train.labels, minlength=data.num_classes).min())
     if len(train) < 2 * folds:
         raise ConfigError(f"{len(train)} training images cannot be cut into {folds} folds; use fewer --folds")
-    where = pick_device(device)
-    config = config.replace(precision=auto_precision(config, where)[0])
-    check_precision(config.precision, where)
+    config, where = _on_device_config(config, device)
     ids = fold_ids(train.labels, folds, seed)
     labels = train.labels  # on the CPU, beside the probabilities
     train, others = on_device(train, where), {name: on_device(split, where) for name, split in others.items()}
@@ -247,9 +254,7 @@ def score_held_out(
     if len(train) == 0:
         raise ConfigError("the train split is empty: nothing to train the scoring models on")
     config = config or fold_config(None, None, None)
-    where = pick_device(device)
-    config = config.replace(precision=auto_precision(config, where)[0])
-    check_precision(config.precision, where)
+    config, where = _on_device_config(config, device)
     train, others = on_device(train, where), {name: on_device(split, where) for name, split in others.items()}
     every = torch.arange(len(train), device=where)
     sample = every[:5000]
