@@ -179,6 +179,19 @@ def mnist_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # MNIST's published pixel mean and std (0-1 scale)
+
+
+def mnist_tensors(count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first `count` bundled MNIST training images, normalised, (N, 1, 28, 28) float32, and labels."""
+    from convtrain.data.registry import load_dataset
+
+    with quiet():
+        data = load_dataset("mnist")
+    images = data.train.images[:count].float() / 255
+    return (images - MNIST_MEAN) / MNIST_STD, data.train.labels[:count]
+
+
 def cifar_shaped(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Synthetic CIFAR-shaped images (count, 3, 32, 32) uint8 and labels: 10 classes, each a colour
     layout plus noise, so a network can learn them (the speed would be the same for any pixels)."""

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from benchmarks.common import interleave, median, ratio_median, spread, table
+from benchmarks.common import interleave, median, mnist_tensors, ratio_median, spread, table
 from convtrain.config import TrainConfig
 from convtrain.models import build_model
 from convtrain.models.fastnet import FastNet, FrozenScaleBatchNorm
@@ -49,23 +49,23 @@ def whiten_bias_trained() -> nn.Module:
     return FastNet(1, 10, widths=(16, 32, 64), train_whiten_bias=True)
 
 
-def without_norm_and_activation() -> nn.Module:
-    """BatchNorm and GELU removed: the most that fusing them (or any cheaper form) could save."""
+def _swapped(kinds: tuple[type, ...], make: Callable[[], nn.Module]) -> nn.Module:
+    """The shipped network with every child of one of `kinds` replaced by `make()`."""
     net = shipped()
     for module in list(net.modules()):
         for name, child in module.named_children():
-            if isinstance(child, (FrozenScaleBatchNorm, nn.GELU)):
-                setattr(module, name, nn.Identity())
+            if isinstance(child, kinds):
+                setattr(module, name, make())
     return net
+
+
+def without_norm_and_activation() -> nn.Module:
+    """BatchNorm and GELU removed: the most that fusing them (or any cheaper form) could save."""
+    return _swapped((FrozenScaleBatchNorm, nn.GELU), nn.Identity)
 
 
 def relu_for_gelu() -> nn.Module:
-    net = shipped()
-    for module in list(net.modules()):
-        for name, child in module.named_children():
-            if isinstance(child, nn.GELU):
-                setattr(module, name, nn.ReLU())
-    return net
+    return _swapped((nn.GELU,), nn.ReLU)
 
 
 def first_conv_sixteen_inputs() -> nn.Module:
@@ -172,18 +172,8 @@ def tries(images: torch.Tensor, labels: torch.Tensor, quick: bool) -> dict[str, 
     return found
 
 
-def mnist_batch(count: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
-    from benchmarks.common import quiet
-    from convtrain.data.registry import load_dataset
-
-    with quiet():
-        data = load_dataset("mnist")
-    images = data.train.images[:count].float() / 255
-    return (images - 0.1307) / 0.3081, data.train.labels[:count]
-
-
 def run(quick: bool = False) -> str:
-    images, labels = mnist_batch()
+    images, labels = mnist_tensors(1024)
     found = tries(images, labels, quick)
     contenders = {name: entry[0] for name, entry in found.items()}
     contenders["peak probe"] = lambda: probe_matmul(torch.device("cpu"), "fp32")

@@ -41,24 +41,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import REPO, median, ratio_median, spread, table
+from benchmarks.common import MNIST_MEAN, MNIST_STD, REPO, median, mnist_tensors, ratio_median, spread, table
 
 LR, MOMENTUM, BATCH = 0.01, 0.9, 128
-MEAN, STD = 0.1307, 0.3081
 CONTENDERS = ("convtrain", "lightning", "tutorial", "bare")
 MODES = ("defaults", "best")
 
 
 # ----- the children: one epoch each, printing {"epoch_seconds": s} as their last line -----
-
-
-def _tensors(count: int):
-    """The first `count` MNIST training images, normalised, (N, 1, 28, 28) float32, and labels."""
-    from convtrain.data.registry import load_dataset
-
-    data = load_dataset("mnist")
-    images = data.train.images[:count].float() / 255
-    return (images - MEAN) / STD, data.train.labels[:count]
 
 
 def _model():
@@ -92,7 +82,7 @@ def run_lightning(count: int, out: Path, mode: str) -> float:
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=LR, momentum=MOMENTUM)
 
-    x, y = _tensors(count)
+    x, y = mnist_tensors(count)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=BATCH, shuffle=True)
     lean = dict(
         logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
@@ -122,7 +112,9 @@ def run_tutorial(count: int, out: Path, mode: str) -> float:
     dataset = torchvision.datasets.MNIST(
         mnist_root(out),
         train=True,
-        transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))]),
+        transform=transforms.Compose(
+            [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]
+        ),
     )
     dataset = torch.utils.data.Subset(dataset, range(count))
     return count / tutorial_rate(dataset, "lenet5", 0, torch.device("cpu"), (1, 28))
@@ -132,7 +124,7 @@ def run_bare(count: int, out: Path, mode: str) -> float:
     import torch
     import torch.nn.functional as F
 
-    x, y = _tensors(count)
+    x, y = mnist_tensors(count)
     model = _model().train()
     optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     started = time.perf_counter()
