@@ -41,7 +41,7 @@ class PatchWhitening(nn.Module):
     freezes it after 3 epochs; convtrain keeps one rule for the whole run); without, it is a buffer
     like the filters, and then nothing before the first block needs a gradient: the backward pass
     skips the first conv's input gradient, the largest input gradient in the network (its input
-    has the full image side), about a tenth of fastnet-tiny's step on the CPU.
+    has the full image side): fastnet-tiny's step is 1.16x faster on the CPU without it.
     """
 
     def __init__(self, in_channels: int, patch: int = 2, eps: float = 5e-4, train_bias: bool = True) -> None:
