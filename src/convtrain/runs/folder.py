@@ -24,7 +24,6 @@ replaced atomically, so `evaluate`, `predict`, `plot` and `export` may read a fo
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -32,25 +31,21 @@ from typing import Any
 import torch
 
 from convtrain.checkpoint import load_checkpoint, save_checkpoint
+from convtrain.config import TrainConfig, read_yaml
 from convtrain.errors import CheckpointError, ConfigError
 from convtrain.files import write_json_atomic, write_text_atomic
-from convtrain.runs.lock import RunLock
-from convtrain.config import read_yaml
-from convtrain.config import TrainConfig
 from convtrain.models import build_model
+from convtrain.runs.file_formats import (
+    evaluation_tables,
+    metrics_text,
+    parse_card,
+    parse_metrics,
+    parse_split,
+    split_json,
+)
+from convtrain.runs.lock import RunLock
 from convtrain.runs.notebook import run_html
 
-METRIC_COLUMNS = (
-    "epoch",
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "lr",
-    "seconds",
-    "images_per_second",
-)
-CARD_KEYS = ("architecture", "classes", "in_channels", "image_size", "mean", "std")
 WEIGHTS = ("best", "last")
 
 
@@ -193,7 +188,6 @@ class RunDir(Folder):
     def config(self):
         """The run's TrainConfig, as resolved and saved when it started."""
         if "config" not in self._loaded:
-
             self._loaded["config"] = TrainConfig.from_dict(self.read_config(), source=str(self.config_path))
         return self._loaded["config"]
 
@@ -213,26 +207,10 @@ class RunDir(Folder):
             raise CheckpointError(
                 f"run folder {self.path} has no model.json; it is not a complete convtrain run"
             )
-        try:
-            card = json.loads(self.card_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise CheckpointError(
-                f"{self.card_path} is not valid JSON; restore it or retrain the run"
-            ) from None
-        if not isinstance(card, dict):
-            raise CheckpointError(f"{self.card_path} is not a JSON object; it is not a convtrain model card")
-        missing = [k for k in CARD_KEYS if k not in card]
-        if missing:
-            raise CheckpointError(
-                f"{self.card_path} lacks {', '.join(missing)}; it is not a convtrain model card"
-            )
-        _check_card(card, self.card_path)
-        return card
+        return parse_card(self.card_path)
 
     def write_split(self, train_idx: torch.Tensor, val_idx: torch.Tensor) -> None:
-        write_json_atomic(
-            self.split_path, {"train": train_idx.tolist(), "val": val_idx.tolist()}, compact=True
-        )
+        write_json_atomic(self.split_path, split_json(train_idx, val_idx), compact=True)
 
     def write_excluded(self, record: dict[str, Any]) -> None:
         write_json_atomic(self.excluded_path, record)
@@ -248,24 +226,12 @@ class RunDir(Folder):
             raise CheckpointError(
                 f"{path} does not exist; this run folder has no saved train/validation split"
             )
-        bad = f"{path} is not a valid split file (JSON with 'train' and 'val' index lists)"
-        try:
-            payload = json.loads(path.read_text())
-            train = torch.tensor(payload["train"], dtype=torch.long)
-            val = torch.tensor(payload["val"], dtype=torch.long)
-        except (ValueError, KeyError, TypeError, OverflowError, RuntimeError):
-            raise CheckpointError(bad) from None
-        if train.dim() != 1 or val.dim() != 1:
-            raise CheckpointError(bad)
-        return train, val
+        return parse_split(path)
 
     # ----- metrics and results -----
     def write_metrics(self, history: list[dict[str, Any]]) -> None:
         """Rewrite metrics.csv from the whole history (so a resumed run never keeps stale rows)."""
-        lines = [",".join(METRIC_COLUMNS)]
-        for row in history:
-            lines.append(",".join(_format(row.get(column, "")) for column in METRIC_COLUMNS))
-        write_text_atomic(self.metrics_path, "\n".join(lines) + "\n")
+        write_text_atomic(self.metrics_path, metrics_text(history))
 
     @property
     def history(self) -> list[dict[str, float]]:
@@ -274,16 +240,7 @@ class RunDir(Folder):
             return self._loaded["history"]
         if not self.metrics_path.is_file():
             return []
-        with self.metrics_path.open() as file:
-            try:
-                return [
-                    {k: float(v) if v not in ("", None) else float("nan") for k, v in row.items()}
-                    for row in csv.DictReader(file)
-                ]
-            except (ValueError, TypeError):
-                raise CheckpointError(
-                    f"{self.metrics_path} is not a convtrain metrics file; restore it"
-                ) from None
+        return parse_metrics(self.metrics_path)
 
     def write_results(self, results: dict[str, Any]) -> None:
         write_json_atomic(self.results_path, results)
@@ -303,15 +260,9 @@ class RunDir(Folder):
         """evaluation_<split>.json, per_class_<split>.csv and confusion_<split>.csv."""
         paths = self.evaluation_paths(result["split"])
         write_json_atomic(paths[0], {**result, "files": [str(p) for p in paths]})
-        columns = ("class", "precision", "recall", "f1", "accuracy", "support")
-        rows = [",".join(columns)] + [",".join(_csv_cell(r[c]) for c in columns) for r in result["per_class"]]
-        write_text_atomic(paths[1], "\n".join(rows) + "\n")
-        names = [row["class"] for row in result["per_class"]]
-        rows = ["true\\predicted," + ",".join(_csv_cell(n) for n in names)] + [
-            ",".join([_csv_cell(name), *map(str, counts)])
-            for name, counts in zip(names, result["confusion"], strict=True)
-        ]
-        write_text_atomic(paths[2], "\n".join(rows) + "\n")
+        per_class, confusion = evaluation_tables(result)
+        write_text_atomic(paths[1], per_class)
+        write_text_atomic(paths[2], confusion)
         return list(paths)
 
     # ----- weights -----
@@ -376,40 +327,3 @@ class RunDir(Folder):
             raise CheckpointError(
                 f"run folder {self.path} does not exist; pass the folder `convtrain train` wrote"
             )
-
-
-def _check_card(card: dict[str, Any], path: Path) -> None:
-    """A card whose values would build a nonsense network is refused here, not deep inside torch."""
-    ok = (
-        isinstance(card["architecture"], str)
-        and isinstance(card["classes"], list)
-        and len(card["classes"]) >= 1
-        and card["in_channels"] in (1, 3)
-        and isinstance(card["image_size"], int)
-        and not isinstance(card["image_size"], bool)
-        and 1 <= card["image_size"] <= 4096
-        and all(
-            isinstance(card[k], list)
-            and len(card[k]) == card["in_channels"]
-            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in card[k])
-            for k in ("mean", "std")
-        )
-        and all(v > 0 for v in card["std"])
-    )
-    if not ok:
-        raise CheckpointError(
-            f"{path} has invalid values (architecture, classes, in_channels 1/3, image_size, mean/std per channel); "
-            "restore it or retrain the run"
-        )
-    card["classes"] = [str(name) for name in card["classes"]]
-
-
-def _format(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
-
-
-def _csv_cell(value: Any) -> str:
-    text = f"{value:.6g}" if isinstance(value, float) else str(value)
-    return f'"{text.replace(chr(34), chr(34) * 2)}"' if any(c in text for c in ',"\n') else text
