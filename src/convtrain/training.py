@@ -63,15 +63,19 @@ def fit(
     timings.add("startup", startup_seconds)
     with backend_settings(config.deterministic, pick_device(config.device)):
         job = prepare_job(config, timings=timings)
+        completed = False
         try:
-            return _fit(job, on_epoch)
+            run = _fit(job, on_epoch)
+            completed = True
+            return run
         except torch.cuda.OutOfMemoryError:  # the resolved batch size, not the config's (maybe unset) one
             raise ConvtrainError(
                 f"out of GPU memory at batch size {job.config.batch_size}; lower --batch-size or use --batch-size auto"
             ) from None
         finally:
             job.close()
-            distributed.stop()
+            job.net = job.model  # drop the DDP wrapper, which holds the process group, before the group goes
+            distributed.stop(completed)
 
 
 def _fit(job: Job, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> RunDir:

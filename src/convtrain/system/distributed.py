@@ -10,6 +10,7 @@ summed across ranks, and only rank 0 prints and writes files.
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 import sys
 
@@ -51,9 +52,22 @@ def start(device: torch.device) -> None:
     dist.init_process_group(backend=backend, timeout=timeout)
 
 
-def stop() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+def stop(completed: bool) -> None:
+    """Leave the process group, and take its connections and threads down now, while the interpreter
+    is whole. Left to the interpreter's exit, gloo's teardown can abort the process ("terminate called
+    without an active exception", exit code -6): a DDP wrapper sits in a reference cycle and keeps
+    the group alive until the collector frees it, which may be during that exit. So the wrapper must
+    already be dropped by the caller; this frees it, then destroys the group.
+
+    After a completed run every rank first waits for the others, so that none takes its connections
+    down while another still uses them. After an error there is no wait: a rank that failed never
+    arrives, and the others would sit out the whole timeout."""
+    if not dist.is_initialized():
+        return
+    if completed:
+        dist.barrier()
+    gc.collect()  # the DDP wrapper's cycle, and with it its hold on the group
+    dist.destroy_process_group()
 
 
 def is_main() -> bool:
