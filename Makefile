@@ -29,7 +29,7 @@ train: $(TRAIN_STAMP)
 	$(BIN)/convtrain train
 
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=15
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests benchmarks

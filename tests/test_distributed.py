@@ -45,9 +45,16 @@ def run_cli(args: list[str], timeout: float = 600) -> subprocess.CompletedProces
     )
 
 
-def test_two_gloo_processes_match_one_process(tmp_path):
-    two, one = tmp_path / "two", tmp_path / "one"
-    done = run_cli(["train", "--nproc", "2", "--out", str(two), *SHORT_RUN])
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """One `train --nproc 2` run (one node, two gloo processes), shared by the tests that compare with it."""
+    two = tmp_path_factory.mktemp("two") / "run"
+    return two, run_cli(["train", "--nproc", "2", "--out", str(two), *SHORT_RUN])
+
+
+def test_two_gloo_processes_match_one_process(two_processes, tmp_path):
+    two, done = two_processes
+    one = tmp_path / "one"
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("epoch 1/1") == 1, "only rank 0 prints"
     assert "2 processes" in done.stdout
@@ -77,9 +84,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_two_nodes_on_localhost_match_one_node_with_two_processes(tmp_path):
+def test_two_nodes_on_localhost_match_one_node_with_two_processes(two_processes, tmp_path):
     # Two torchrun launches, one per "node", meeting through c10d rendezvous; gloo between them.
-    nodes, one = tmp_path / "nodes", tmp_path / "one"
+    nodes, (one, done) = tmp_path / "nodes", two_processes
     rendezvous = ["--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d"]
     rendezvous += ["--rdzv-endpoint", f"localhost:{free_port()}", "--rdzv-id", "convtrain-two-nodes"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CONVTRAIN_DIST_TIMEOUT": "60"}
@@ -98,7 +105,6 @@ def test_two_nodes_on_localhost_match_one_node_with_two_processes(tmp_path):
     assert [launch.returncode for launch in launches] == [0, 0], [err[-2000:] for _, err in outputs]
     assert sum(out.count("epoch 1/1") for out, _ in outputs) == 1, "only the global rank 0 prints"
     assert len(list(nodes.glob("events.out.tfevents.*"))) == 1, "one run folder, written once"
-    done = run_cli(["train", "--nproc", "2", "--out", str(one), *SHORT_RUN])
     assert done.returncode == 0, done.stderr[-3000:]
     results_nodes = json.loads((nodes / "results.json").read_text())
     results_one = json.loads((one / "results.json").read_text())

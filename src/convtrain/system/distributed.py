@@ -55,9 +55,10 @@ def start(device: torch.device) -> None:
 def stop(completed: bool) -> None:
     """Leave the process group, and take its connections and threads down now, while the interpreter
     is whole. Left to the interpreter's exit, gloo's teardown can abort the process ("terminate called
-    without an active exception", exit code -6): a DDP wrapper sits in a reference cycle and keeps
-    the group alive until the collector frees it, which may be during that exit. So the wrapper must
-    already be dropped by the caller; this frees it, then destroys the group.
+    without an active exception", exit code -6). The first DDP wrapper a process makes is held by a
+    reference cycle, garbage that only the collector frees, and the wrapper keeps the group alive:
+    without a collection here, that may be during the exit. So the caller drops its own reference to
+    the wrapper first; this collects, which frees the wrapper, then destroys the group.
 
     After a completed run every rank first waits for the others, so that none takes its connections
     down while another still uses them. After an error there is no wait: a rank that failed never
