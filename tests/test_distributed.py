@@ -158,6 +158,20 @@ def test_a_killed_rank_stops_the_other_with_an_error(tmp_path):
                     pass
     assert launcher.returncode != 0
     assert time.time() - started < 120
-    assert "distributed run failed" in launcher.stderr.read()
+    error = launcher.stderr.read()
+    assert "error: distributed run failed: process " in error and "ended with signal SIGKILL" in error, error
     for pid in workers:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+def test_bad_input_under_nproc_is_the_processes_one_line_and_exit_2(tmp_path):
+    args = ["train", "--nproc", "2", "--out", str(tmp_path / "bad"), *SHORT_RUN]
+    args[args.index("--dataset") + 1] = "mnits"
+    done = run_cli(args, timeout=300)
+    assert done.returncode == 2, done.stderr[-3000:]
+    lines = done.stderr.strip().splitlines()
+    # each process that read the input says the same line; torchrun's own log lines are not shown
+    assert lines and all(line == lines[0] for line in lines), lines
+    assert lines[0].startswith("error: unknown dataset 'mnits'"), lines
+    bad = tmp_path / "bad"
+    assert not bad.exists() or not any(bad.iterdir()), "nothing written"

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import datetime
 import gc
+import logging
 import os
+import signal
 import sys
 
 import torch
@@ -97,13 +99,29 @@ def barrier() -> None:
 
 
 def launch(nproc: int, argv: list[str]) -> int:
-    """Re-run this command under torchrun with `nproc` processes on this machine."""
+    """Re-run this command under torchrun with `nproc` processes on this machine. The exit code is 2
+    when a process refused its input (it has said why in one line), else 1 on any failure."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main as torchrun_main
 
+    # torchrun's own log lines (thread settings, which process it stops) would bury the one line that matters
+    for name in ("torch.distributed.run", "torch.distributed.elastic"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     args = ["--standalone", f"--nproc-per-node={nproc}", "-m", "convtrain", *argv]
     try:
         torchrun_main(args)
-    except Exception as error:  # torchrun raises ChildFailedError with every rank's error
+    except ChildFailedError as error:
+        failures = sorted(error.failures.items())
+        if any(failure.exitcode == 2 for _, failure in failures):
+            return 2
+        # Once one process fails, torchrun stops the others with SIGTERM, and a peer of a killed process
+        # fails with an error of its own: the cause is a process killed by another signal, if any.
+        caused = [(rank, failure) for rank, failure in failures if failure.exitcode != -signal.SIGTERM]
+        rank, failure = min(caused or failures, key=lambda item: (item[1].exitcode >= 0, item[0]))
+        how = f"signal {failure.signal_name()}" if failure.exitcode < 0 else f"exit code {failure.exitcode}"
+        print(f"error: distributed run failed: process {rank} ended with {how}", file=sys.stderr)
+        return 1
+    except Exception as error:
         print(f"error: distributed run failed: {str(error).strip().splitlines()[0]}", file=sys.stderr)
         return 1
     return 0
