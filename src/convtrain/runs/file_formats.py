@@ -95,7 +95,7 @@ def metrics_text(history: list[dict[str, Any]]) -> str:
     """metrics.csv from the whole history, one row per epoch."""
     lines = [",".join(METRIC_COLUMNS)]
     for row in history:
-        lines.append(",".join(_format(row.get(column, "")) for column in METRIC_COLUMNS))
+        lines.append(",".join(_csv_cell(row.get(column, "")) for column in METRIC_COLUMNS))
     return "\n".join(lines) + "\n"
 
 
@@ -125,12 +125,7 @@ def evaluation_tables(result: dict[str, Any]) -> tuple[str, str]:
     return per_class, "\n".join(rows) + "\n"
 
 
-def _format(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
-
-
 def _csv_cell(value: Any) -> str:
+    """A float to 6 significant digits; a cell with a comma, quote or line break quoted as CSV does."""
     text = f"{value:.6g}" if isinstance(value, float) else str(value)
     return f'"{text.replace(chr(34), chr(34) * 2)}"' if any(c in text for c in ',"\n') else text
