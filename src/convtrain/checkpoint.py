@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from convtrain.errors import CheckpointError
+from convtrain.errors import CheckpointError, first_line
 from convtrain.files import atomic_write
 from convtrain.system.runtime import rng_state, set_rng_state
 
@@ -117,13 +117,8 @@ class TrainState:
                 try:
                     part.load_state_dict(state[name])
                 except (RuntimeError, ValueError, KeyError) as mismatch:
-                    first = (
-                        str(mismatch).strip().splitlines()[0]
-                        if str(mismatch).strip()
-                        else type(mismatch).__name__
-                    )
                     raise CheckpointError(
-                        f"the checkpoint's {name} state does not fit this run's {name} ({first}); it was saved by "
+                        f"the checkpoint's {name} state does not fit this run's {name} ({first_line(mismatch)}); it was saved by "
                         "another convtrain version (model.json has it): resume with that version, or start a new "
                         "run from its weights with --init-from RUN_DIR:last"
                     ) from None

@@ -39,5 +39,12 @@ def reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+def first_line(error: BaseException) -> str:
+    """A library's exception by its first line (torch puts the headline there and details below), or
+    its type when it has no message."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class DataWarning(UserWarning):
     """A dataset problem convtrain worked around; the same text is in ImageData.notes."""

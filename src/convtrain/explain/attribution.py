@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from convtrain.errors import ConvtrainError
+from convtrain.errors import ConvtrainError, first_line
 
 METHODS = ("gradcam", "saliency", "ig")
 INSTALL = "pip install 'convtrain[explain]'"
@@ -103,8 +103,9 @@ def _forward(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     try:
         return model(images)  # (N, K)
     except RuntimeError as error:
-        first = str(error).strip().splitlines()[0]
-        raise ExplainError(f"the model cannot take images of shape {tuple(images.shape)}: {first}") from None
+        raise ExplainError(
+            f"the model cannot take images of shape {tuple(images.shape)}: {first_line(error)}"
+        ) from None
 
 
 def _attribute(captum, model, method: str, images, targets, module) -> torch.Tensor:

@@ -32,7 +32,7 @@ import torch
 
 from convtrain.checkpoint import load_checkpoint, save_checkpoint
 from convtrain.config import TrainConfig, read_yaml
-from convtrain.errors import CheckpointError, ConfigError
+from convtrain.errors import CheckpointError, ConfigError, first_line
 from convtrain.files import write_json_atomic, write_text_atomic
 from convtrain.models import build_model
 from convtrain.runs.file_formats import (
@@ -299,10 +299,9 @@ class RunDir(Folder):
         try:
             model.load_state_dict(weights)
         except (RuntimeError, TypeError, AttributeError) as error:
-            detail = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise CheckpointError(
                 f"checkpoint {source} does not fit {card['architecture']} with {len(card['classes'])} classes "
-                f"({detail[:160]}); it belongs to another architecture or class count"
+                f"({first_line(error)[:160]}); it belongs to another architecture or class count"
             ) from None
         return model.eval()
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from convtrain.errors import first_line
 from convtrain.system.runtime import autocast
 
 CPU_BATCH_SIZE = 256  # no memory wall worth probing on the CPU: a size that keeps the cores busy
@@ -60,7 +61,7 @@ def largest_fitting(try_batch: Callable[[int], None], limit: int) -> tuple[int, 
         try:
             try_batch(size)
         except RuntimeError as error:  # torch.cuda.OutOfMemoryError is one too
-            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            message = first_line(error)
             if not isinstance(error, torch.cuda.OutOfMemoryError) and not too_big(message):
                 raise
             return fits, message[:160]

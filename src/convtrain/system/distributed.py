@@ -19,7 +19,7 @@ import sys
 import torch
 import torch.distributed as dist
 
-from convtrain.errors import ConfigError
+from convtrain.errors import ConfigError, first_line
 
 
 def world() -> tuple[int, int, int]:
@@ -122,6 +122,6 @@ def launch(nproc: int, argv: list[str]) -> int:
         print(f"error: distributed run failed: process {rank} ended with {how}", file=sys.stderr)
         return 1
     except Exception as error:
-        print(f"error: distributed run failed: {str(error).strip().splitlines()[0]}", file=sys.stderr)
+        print(f"error: distributed run failed: {first_line(error)}", file=sys.stderr)
         return 1
     return 0
