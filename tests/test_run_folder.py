@@ -145,6 +145,25 @@ def test_an_explicit_out_trained_twice_is_refused_clearly(tiny_npz, tmp_path):
     assert not (tmp_path / "once" / "run.lock").exists()
 
 
+def test_a_set_up_that_fails_leaves_no_run_folder_it_made(tiny_npz, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    # a dataset that does not exist fails before any file is written; a model that does not exist
+    # fails after the data loaded and split.json was written: neither leaves the folder it made
+    assert main(["train", "--dataset", "npz:missing.npz", "--out", "bad-data", "--quiet"]) == 2
+    assert main(["train", "--dataset", f"npz:{tiny_npz}", "--model", "nope", "--out", "bad-model"]) == 2
+    assert main(["train", "--dataset", "npz:missing.npz", "--model", "lenet5", "--quiet"]) == 2  # runs/<name>
+    assert "missing.npz" in capsys.readouterr().err
+    assert not (tmp_path / "bad-data").exists() and not (tmp_path / "bad-model").exists()
+    assert list((tmp_path / "runs").iterdir()) == []
+
+    # a folder that was there before is left as it was found, with what it held
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    assert main(["train", "--dataset", "npz:missing.npz", "--out", str(kept), "--quiet"]) == 2
+    assert [p.name for p in kept.iterdir()] == ["notes.txt"]
+
+
 # ----- RunDir -----
 
 

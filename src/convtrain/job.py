@@ -136,7 +136,7 @@ def prepare_job(config: TrainConfig, record: bool = True, timings: Timings | Non
     try:
         job = _build(config.replace(out=str(run.path)), run, device, record, timings)
     except BaseException:
-        run.release()
+        run.abandon()
         raise
     # what is left of the set-up: claiming the folder, loaders, TensorBoard, config.yaml and model.json
     elapsed = time.perf_counter() - started

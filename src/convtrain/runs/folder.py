@@ -25,6 +25,7 @@ replaced atomically, so `evaluate`, `predict`, `plot` and `export` may read a fo
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,7 @@ class RunDir(Folder):
     def __init__(self, path: str | Path) -> None:
         super().__init__(path)
         self._lock: RunLock | None = None
+        self._made = False  # claim() made the folder: a set-up that fails removes it (abandon)
         self._loaded: dict[str, Any] = {}
 
     @classmethod
@@ -146,6 +148,7 @@ class RunDir(Folder):
     def claim(self, resume: bool) -> str:
         """Take the folder for this process alone: a new run needs a folder without a run in it,
         --resume one with last.pt. Returns a note when a dead holder's lock was taken over."""
+        self._made = not self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock = RunLock(self.lock_path)
         taken_over = self._lock.acquire(resume)
@@ -167,6 +170,15 @@ class RunDir(Folder):
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+    def abandon(self) -> None:
+        """Give the folder up after a set-up that failed (bad input, Ctrl-C): released, and removed
+        when this claim made it, so that a bad --dataset leaves no empty run folder behind. A folder
+        that existed before is left as it was found, less the lock."""
+        made, self._made = self._made, False
+        self.release()
+        if made:  # nothing in it predates this process, which held the lock from its making
+            shutil.rmtree(self.path, ignore_errors=True)
 
     # ----- config, card, split -----
     def write_config(self, config) -> None:
