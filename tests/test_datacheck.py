@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import make_pattern_images
 from convtrain.data.loader import make_loader
 from convtrain.datacheck import audit, check, crossval
 from convtrain.datacheck.duplicates import find_duplicates
@@ -188,16 +189,8 @@ def flipped_npz(tmp_path_factory):
     """A learnable 4-class 16x16 dataset (bands) with 8 training labels flipped at known places."""
     rng = np.random.default_rng(0)
 
-    def make(count, seed):
-        r = np.random.default_rng(seed)
-        labels = np.arange(count) % 4
-        images = r.integers(0, 60, size=(count, 16, 16, 1))
-        for c in range(4):
-            images[labels == c, 4 * c : 4 * c + 4] += 150
-        return images.clip(0, 255).astype(np.uint8), labels
-
-    x_train, y_train = make(320, 1)
-    x_test, y_test = make(80, 2)
+    x_train, y_train = make_pattern_images(320, 4, 16, 1, seed=1)
+    x_test, y_test = make_pattern_images(80, 4, 16, 1, seed=2)
     flipped = rng.choice(320, size=8, replace=False)
     y_train = y_train.copy()
     y_train[flipped] = (y_train[flipped] + 1 + rng.integers(0, 3, size=8)) % 4

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import make_pattern_images
 from convtrain.cli.app import main
 from convtrain.datacheck import check
 from convtrain.datacheck.crossval import fold_config, without_mixing
@@ -26,16 +27,8 @@ def test_flips_npz(tmp_path_factory):
     """A learnable 4-class 16x16 dataset (bands); 6 test labels flipped at known places."""
     rng = np.random.default_rng(0)
 
-    def make(count, seed):
-        r = np.random.default_rng(seed)
-        labels = np.arange(count) % 4
-        images = r.integers(0, 60, size=(count, 16, 16, 1))
-        for c in range(4):
-            images[labels == c, 4 * c : 4 * c + 4] += 150
-        return images.clip(0, 255).astype(np.uint8), labels
-
-    x_train, y_train = make(320, 1)
-    x_test, y_test = make(80, 2)
+    x_train, y_train = make_pattern_images(320, 4, 16, 1, seed=1)
+    x_test, y_test = make_pattern_images(80, 4, 16, 1, seed=2)
     flipped = rng.choice(80, size=FLIPPED_TEST, replace=False)
     y_test[flipped] = (y_test[flipped] + 1 + rng.integers(0, 3, size=FLIPPED_TEST)) % 4
     path = tmp_path_factory.mktemp("test_flips") / "test_flips.npz"
