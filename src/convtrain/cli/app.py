@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from convtrain.cli import data_commands, run_commands, sweep_commands, train_commands
 from convtrain.errors import ConvtrainError
+from convtrain.system import distributed
 
 GROUPS = (train_commands, sweep_commands, data_commands, run_commands)  # in the order `--help` lists them
 
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except ConvtrainError as error:
-        print(f"error: {error}", file=sys.stderr)
+        distributed.refusal(f"error: {error}")
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

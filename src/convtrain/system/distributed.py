@@ -15,6 +15,8 @@ import logging
 import os
 import signal
 import sys
+import tempfile
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -108,11 +110,14 @@ def launch(nproc: int, argv: list[str]) -> int:
     for name in ("torch.distributed.run", "torch.distributed.elastic"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     args = ["--standalone", f"--nproc-per-node={nproc}", "-m", "convtrain", *argv]
+    errors = tempfile.TemporaryDirectory(prefix="convtrain-errors-")
+    os.environ[ERRORS_ENV] = errors.name  # the processes write their one-line errors there (refusal)
     try:
         torchrun_main(args)
     except ChildFailedError as error:
         failures = sorted(error.failures.items())
         if any(failure.exitcode == 2 for _, failure in failures):
+            _say_refusals(Path(errors.name))
             return 2
         # Once one process fails, torchrun stops the others with SIGTERM, and a peer of a killed process
         # fails with an error of its own: the cause is a process killed by another signal, if any.
@@ -124,4 +129,33 @@ def launch(nproc: int, argv: list[str]) -> int:
     except Exception as error:
         print(f"error: distributed run failed: {first_line(error)}", file=sys.stderr)
         return 1
+    finally:
+        os.environ.pop(ERRORS_ENV, None)
+        errors.cleanup()
     return 0
+
+
+ERRORS_ENV = "CONVTRAIN_ERRORS_DIR"  # set by launch() for the processes it starts
+
+
+def refusal(line: str) -> None:
+    """Say a process's one-line error. Under launch() each process writes it to a file of its own
+    and the launcher says each different line once, in process order: every process reads the same
+    input and would otherwise print the same line."""
+    folder = os.environ.get(ERRORS_ENV)
+    if folder and world()[2] > 1:
+        try:
+            (Path(folder) / f"{world()[0]:06d}.txt").write_text(line + "\n")
+            return
+        except OSError:
+            pass  # the launcher's folder is gone: say it here
+    print(line, file=sys.stderr)
+
+
+def _say_refusals(folder: Path) -> None:
+    said: list[str] = []
+    for path in sorted(folder.glob("*.txt")):
+        line = path.read_text().rstrip("\n")
+        if line not in said:
+            said.append(line)
+            print(line, file=sys.stderr)
