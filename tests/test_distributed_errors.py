@@ -1,7 +1,8 @@
-"""--nproc: the processes' one-line errors, said once each by the launcher."""
+"""--nproc: the processes' one-line errors and warnings, each said once."""
 
 from __future__ import annotations
 
+from convtrain.cli.app import _one_line_warning
 from convtrain.system import distributed
 
 
@@ -22,3 +23,11 @@ def test_alone_or_without_the_launchers_folder_a_process_says_its_error_itself(t
     monkeypatch.setenv("WORLD_SIZE", "2")
     distributed.refusal("error: the folder is gone")
     assert capsys.readouterr().err == "error: alone\nerror: the folder is gone\n"
+
+
+def test_a_warning_is_said_by_the_first_process_only(monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for rank in ("1", "0"):
+        monkeypatch.setenv("RANK", rank)
+        _one_line_warning(UserWarning(f"read by process {rank}"), UserWarning, "x.py", 1)
+    assert capsys.readouterr().err == "warning: read by process 0\n"

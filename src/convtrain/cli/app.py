@@ -38,7 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    """A warning as one line; under DDP from the first process only, as every process reads the
+    same data and would say the same thing (only rank 0 prints)."""
+    if distributed.world()[0] == 0:
+        print(f"warning: {message}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
