@@ -1,7 +1,8 @@
 """check.html in a real headless browser (Debian's chromium): no console errors, every gallery image
 decodes, and the page shows label issues, duplicate groups and broken files.
 
-Skipped when chromium is not installed (apt-get install chromium).
+The browser tests skip when chromium is not installed (apt-get install chromium); the page they
+open is rendered, and checked as HTML, either way.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import convtrain
 from browser import CHROMIUM, chromium, run_page_probe
 from convtrain.datacheck import page
 
-pytestmark = pytest.mark.skipif(
+needs_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="needs a chromium browser (apt-get install chromium)"
 )
 
@@ -55,12 +56,16 @@ def checked_page(tmp_path_factory) -> Path:
     summary["labels"] = {  # the gallery's layout does not depend on how the issues were found
         "method": "confident_joint",
         "rank_by": "self_confidence",
+        "scoring": "folds",
         "folds": 2,
+        "models": 2,
+        "out_of_fold_accuracy": 0.5,
         "recipe": "mnist-fast",
         "model": "fastnet-tiny",
         "epochs": 1,
-        "out_of_fold_accuracy": 0.5,
+        "accuracy": {"train": 0.5},
         "counts": {"train": 2},
+        "top": 2,
         "issues": [
             {
                 "split": "train",
@@ -74,19 +79,31 @@ def checked_page(tmp_path_factory) -> Path:
             for i in (0, 3)
         ],
     }
+    summary["labels"]["ranked"] = [
+        {"rank": rank, **item, "flagged": True} for rank, item in enumerate(summary["labels"]["issues"], 1)
+    ]
     path = out / "check.html"
     path.write_text(page.render_page(summary, result.images))
     return path
 
 
+def test_check_page_holds_the_label_issues_the_ranked_list_and_the_broken_file(checked_page):
+    html = checked_page.read_text()
+    assert "out-of-fold probabilities from 2 fastnet-tiny models" in html and "train 50.00%" in html
+    assert html.count("class='given'>cat") >= 4  # two issues, in the issues gallery and the ranked list
+    assert "Ranked for review" in html and "broken.png" in html
+
+
+@needs_chromium
 def test_check_page_renders_every_image_without_console_errors(checked_page, tmp_path):
     images, dom = run_page_probe(checked_page.read_text(), PROBE, tmp_path)
-    assert len(images) == 2 + 2  # two label issues, one duplicate group of two
+    assert len(images) == 2 + 2 + 2  # two label issues, the same two ranked for review, a duplicate pair
     assert all(complete and width > 0 for complete, width in images)
     assert "broken.png" in dom and "&rarr;" not in dom and "→" in dom  # given → suggested, as text
     assert dom.count('class="group"') == 1
 
 
+@needs_chromium
 def test_check_page_screenshot_is_not_blank(checked_page, tmp_path):
     shot = tmp_path / "page.png"
     done = chromium(
