@@ -27,6 +27,7 @@ from convtrain.errors import ConfigError
 from convtrain.models import build_model
 from convtrain.optim import build_optimizer
 from convtrain.recipes import load_recipe, recipe_names
+from test_data_named import NAMED_RECIPES
 
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "src" / "convtrain" / "recipes"
 REAL_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -198,10 +199,10 @@ def smoke_args(name: str, cifar_root: Path, tmp_path: Path) -> list[str]:
         data_dir = cifar_root
     elif config.dataset == "mnist":
         data_dir = tmp_path / "no-data"  # empty: the bundled MNIST is used
-    elif config.dataset == "fashion-mnist" and (REAL_DATASETS / "FashionMNIST" / "raw").is_dir():
+    elif (REAL_DATASETS / "FashionMNIST" / "raw").is_dir():  # fashion-mnist (SMOKE_DATASETS)
         data_dir = REAL_DATASETS  # the real files: two steps read them as fast as tiny ones
     else:
-        pytest.skip(f"recipe {name} trains on {config.dataset}, which has no test files here")
+        pytest.skip(f"the real Fashion-MNIST files are not at {REAL_DATASETS}")
     args = [
         "train",
         "--recipe",
@@ -224,7 +225,19 @@ def smoke_args(name: str, cifar_root: Path, tmp_path: Path) -> list[str]:
     return args
 
 
-@pytest.mark.parametrize("name", recipe_names())
+SMOKE_DATASETS = ("cifar10", "mnist", "fashion-mnist")  # what smoke_args gives data for
+
+
+def smoke_recipes() -> list[str]:
+    return [name for name in recipe_names() if recipe_config(name).dataset in SMOKE_DATASETS]
+
+
+def test_every_recipe_runs_two_steps_in_one_of_the_two_smoke_tests():
+    named = {p if isinstance(p, str) else p.values[0] for p in NAMED_RECIPES}  # test_data_named.py
+    assert sorted(named | set(smoke_recipes())) == recipe_names() and not named & set(smoke_recipes())
+
+
+@pytest.mark.parametrize("name", smoke_recipes())
 def test_recipe_runs_two_steps(name, cifar_root, tmp_path, capsys):
     assert main(smoke_args(name, cifar_root, tmp_path)) == 0
     run = tmp_path / "run"
