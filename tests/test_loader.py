@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from convtrain.cli import main
 from convtrain.data.augment import parse_augment
 from convtrain.data.dataset import ImageData, Split
 from convtrain.data.formats.folder import decode_image
@@ -165,6 +166,24 @@ def test_show_writes_a_png(tmp_path):
     with Image.open(path) as image:
         assert image.format == "PNG" and image.width > 100
     assert [p.name for p in path.parent.iterdir()] == ["grid.png"]
+
+
+def test_a_picture_is_written_in_the_format_its_name_says(tmp_path, capsys):
+    split = _split(20)
+    data = ImageData("toy", [f"class{i}" for i in range(20)], 3, 8, MEAN, STD, train=split)
+    for name, kind in (("grid.jpg", "JPEG"), ("grid", "PNG")):  # no suffix: .png, as matplotlib adds
+        path = save_batch_grid(data, tmp_path / name, count=4)
+        with Image.open(path) as image:
+            assert image.format == kind and path.suffix in (".jpg", ".png")
+    assert (tmp_path / "grid.png").is_file() and not (tmp_path / "grid").exists()
+    with pytest.raises(ConfigError, match=r"grid.txt: end the name in .png, .jpg"):
+        save_batch_grid(data, tmp_path / "grid.txt", count=4)
+    # the CLI refuses a bad name before it reads the data, and says the name it wrote
+    assert main(["data", "show", "mnist", "--out", str(tmp_path / "batch.txt")]) == 2
+    assert "batch.txt: end the name in .png" in capsys.readouterr().err
+    assert main(["data", "show", "mnist", "--count", "4", "--out", str(tmp_path / "batch")]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {tmp_path / 'batch.png'}"
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*"))
 
 
 @pytest.mark.parametrize("workers", [0, 1])

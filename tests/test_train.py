@@ -19,6 +19,7 @@ import yaml
 import convtrain
 from convtrain.cli import main
 from convtrain.config import TrainConfig
+from convtrain.errors import ConfigError
 from convtrain.lrfind import steepest_descent
 
 
@@ -270,6 +271,10 @@ def test_lr_find_steps_like_training_with_each_groups_own_rate(tiny_npz, tmp_pat
     for (precision, clip, (backbone, head)), lr in zip(seen, result["lrs"], strict=False):
         assert precision == "fp32" and clip == 0.5
         assert head == pytest.approx(lr) and backbone == pytest.approx(0.1 * lr)
+    seen.clear()
+    with pytest.raises(ConfigError, match="lr.csv: end the name in .png"):
+        lrfind.lr_find(config, out=str(tmp_path / "lr.csv"))
+    assert seen == []  # refused before the sweep trained a step
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ from convtrain.config import TrainConfig
 from convtrain.errors import ConfigError
 from convtrain.job import Job, prepare_job
 from convtrain.optim import build_optimizer
-from convtrain.render.figures import new_figure, save_figure
+from convtrain.render.figures import new_figure, picture_path, save_figure
 from convtrain.system.runtime import backend_settings, grad_scaler, pick_device
 from convtrain.training import train_step
 
@@ -32,6 +32,7 @@ def lr_find(
         raise ConfigError(f"lr-find needs 0 < --start < --end, got {start} and {end}")
     if steps < 10:
         raise ConfigError(f"lr-find needs at least 10 --steps, got {steps}")
+    plot = picture_path(out or "lr-find.png")  # a bad name is refused before the sweep
     with backend_settings(config.deterministic, pick_device(config.device)):
         job = prepare_job(config.replace(plots=False, epochs=1), record=False)
         try:
@@ -39,7 +40,6 @@ def lr_find(
         finally:
             job.close()
     suggested = steepest_descent(lrs, losses)
-    plot = Path(out or "lr-find.png")
     _plot(lrs, losses, suggested, plot)
     return {"lrs": lrs, "losses": losses, "suggested_lr": suggested, "plot": str(plot)}
 

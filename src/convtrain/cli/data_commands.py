@@ -22,6 +22,7 @@ from convtrain.models import build_model
 from convtrain.models.external import available
 from convtrain.models.summary import format_model_table, model_table, summarize
 from convtrain.recipes import format_recipes
+from convtrain.render.figures import picture_path
 
 
 def register(command: Add) -> None:
@@ -113,8 +114,8 @@ def data_cache_command(args: argparse.Namespace) -> int:
 
 def data_show_command(args: argparse.Namespace) -> int:
 
+    out = picture_path(args.out or f"{args.name.split(':')[0]}-batch.png")  # refused before the data loads
     data = load_dataset(args.name, args.data_dir, download=not args.no_download, cache=not args.no_cache)
-    out = args.out or f"{args.name.split(':')[0]}-batch.png"
     save_batch_grid(data, out, augment_spec=args.augment, count=args.count, seed=args.seed)
     print(f"wrote {out}")
     return 0

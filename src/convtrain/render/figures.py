@@ -1,5 +1,6 @@
 """Figures, drawn and saved one way: a bare matplotlib Figure on the Agg canvas (no display, no global
-pyplot state), written whole as a PNG file or returned as PNG bytes for a page or a notebook.
+pyplot state), written whole as a file (PNG unless its name says otherwise) or returned as PNG bytes
+for a page or a notebook.
 
 Every picture convtrain makes (report/, explain/, data show, the lr finder, the notebook card) goes
 through new_figure and save_figure/png_bytes.
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from convtrain.errors import ConfigError
 from convtrain.files import atomic_write
 
 RIGHT, WRONG = "#1a7f37", "#cf222e"  # green, red
@@ -30,8 +32,25 @@ def new_figure(width: float, height: float):
 
 
 def save_figure(fig, path: str | Path) -> Path:
-    """Write a figure as PNG: to a temporary file, then renamed, so a PNG is never half-written."""
-    return atomic_write(path, lambda file: fig.savefig(file, format="png", dpi=fig.dpi, bbox_inches="tight"))
+    """Write a figure in the format its name ends in (.png, .jpg, .svg, .pdf...; a name without one
+    gets .png, as matplotlib does): to a temporary file, then renamed, so a picture is never
+    half-written. Returns the path written."""
+    path = picture_path(path)
+    kind = path.suffix[1:].lower()
+    return atomic_write(path, lambda file: fig.savefig(file, format=kind, dpi=fig.dpi, bbox_inches="tight"))
+
+
+def picture_path(path: str | Path) -> Path:
+    """The file a picture named `path` goes to: .png added to a name without a suffix; a suffix that
+    is no picture format is refused in one line (checked before the work that makes the picture)."""
+    from matplotlib.backend_bases import FigureCanvasBase  # deferred: matplotlib takes ~1 s to import
+
+    path = Path(path)
+    if not path.suffix:
+        path = path.with_name(path.name + ".png")
+    if path.suffix[1:].lower() not in FigureCanvasBase.get_supported_filetypes():
+        raise ConfigError(f"cannot write a picture named {path}: end the name in .png, .jpg, .svg or .pdf")
+    return path
 
 
 def png_bytes(fig, dpi: float | None = None) -> bytes:
