@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 
 from convtrain.errors import ConfigError, first_line
+from convtrain.files import write_text_atomic
 
 
 def world() -> tuple[int, int, int]:
@@ -142,13 +143,13 @@ def refusal(line: str) -> None:
     """Say a process's one-line error. Under launch() each process writes it to a file of its own
     and the launcher says each different line once, in process order: every process reads the same
     input and would otherwise print the same line."""
-    folder = os.environ.get(ERRORS_ENV)
-    if folder and world()[2] > 1:
-        try:
-            (Path(folder) / f"{world()[0]:06d}.txt").write_text(line + "\n")
+    folder = Path(os.environ.get(ERRORS_ENV) or "")
+    if os.environ.get(ERRORS_ENV) and world()[2] > 1 and folder.is_dir():  # else the launcher is gone
+        try:  # written whole (a temporary file, renamed), in case torchrun stops this process meanwhile
+            write_text_atomic(folder / f"{world()[0]:06d}.txt", line + "\n")
             return
         except OSError:
-            pass  # the launcher's folder is gone: say it here
+            pass  # say it here
     print(line, file=sys.stderr)
 
 
