@@ -101,6 +101,9 @@ def barrier() -> None:
         dist.barrier()
 
 
+ERRORS_ENV = "CONVTRAIN_ERRORS_DIR"  # set by launch() for the processes it starts
+
+
 def launch(nproc: int, argv: list[str]) -> int:
     """Re-run this command under torchrun with `nproc` processes on this machine. The exit code is 2
     when a process refused its input (it has said why in one line), else 1 on any failure."""
@@ -136,17 +139,14 @@ def launch(nproc: int, argv: list[str]) -> int:
     return 0
 
 
-ERRORS_ENV = "CONVTRAIN_ERRORS_DIR"  # set by launch() for the processes it starts
-
-
 def refusal(line: str) -> None:
     """Say a process's one-line error. Under launch() each process writes it to a file of its own
     and the launcher says each different line once, in process order: every process reads the same
     input and would otherwise print the same line."""
-    folder = Path(os.environ.get(ERRORS_ENV) or "")
-    if os.environ.get(ERRORS_ENV) and world()[2] > 1 and folder.is_dir():  # else the launcher is gone
+    folder = os.environ.get(ERRORS_ENV)
+    if folder and world()[2] > 1 and Path(folder).is_dir():  # else the launcher is gone
         try:  # written whole (a temporary file, renamed), in case torchrun stops this process meanwhile
-            write_text_atomic(folder / f"{world()[0]:06d}.txt", line + "\n")
+            write_text_atomic(Path(folder) / f"{world()[0]:06d}.txt", line + "\n")
             return
         except OSError:
             pass  # say it here
