@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+def needs_chromium() -> None:
+    """Skip without Chromium on a developer's machine; fail in CI, where .ci/run installs it, so that
+    the browser tests can never pass there by skipping."""
+    if CHROMIUM is not None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail("CI has no chromium: .ci/run installs it (apt-get install -y chromium); see its log")
+    pytest.skip("needs a chromium browser (apt-get install chromium)")
 
 
 def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess:

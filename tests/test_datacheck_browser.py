@@ -1,7 +1,7 @@
 """check.html in a real headless browser (Debian's chromium): no console errors, every gallery image
 decodes, and the page shows label issues, duplicate groups and broken files.
 
-The browser tests skip when chromium is not installed (apt-get install chromium); the page they
+The browser tests skip when chromium is not installed (apt-get install chromium), and fail in CI; the page they
 open is rendered, and checked as HTML, either way.
 """
 
@@ -15,12 +15,8 @@ import pytest
 from PIL import Image
 
 import convtrain
-from browser import CHROMIUM, chromium, run_page_probe
+from browser import chromium, needs_chromium, run_page_probe  # noqa: F401 (the fixture)
 from convtrain.datacheck import page
-
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="needs a chromium browser (apt-get install chromium)"
-)
 
 # Reports every image's decoded size once the page has loaded, and logs a probe (proof that console
 # output is captured).
@@ -94,7 +90,7 @@ def test_check_page_holds_the_label_issues_the_ranked_list_and_the_broken_file(c
     assert "Ranked for review" in html and "broken.png" in html
 
 
-@needs_chromium
+@pytest.mark.usefixtures("needs_chromium")
 def test_check_page_renders_every_image_without_console_errors(checked_page, tmp_path):
     images, dom = run_page_probe(checked_page.read_text(), PROBE, tmp_path)
     assert len(images) == 2 + 2 + 2  # two label issues, the same two ranked for review, a duplicate pair
@@ -103,7 +99,7 @@ def test_check_page_renders_every_image_without_console_errors(checked_page, tmp
     assert dom.count('class="group"') == 1
 
 
-@needs_chromium
+@pytest.mark.usefixtures("needs_chromium")
 def test_check_page_screenshot_is_not_blank(checked_page, tmp_path):
     shot = tmp_path / "page.png"
     done = chromium(

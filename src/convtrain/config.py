@@ -149,8 +149,10 @@ class TrainConfig:
     # ----- runtime -----
     device: str = "auto"
     """auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps."""
-    precision: str = "fp32"
-    """fp32, bf16 or fp16 (autocast; a gradient scaler only for fp16), or auto: bf16 on a GPU that has it, else fp32."""
+    precision: str = "auto"
+    """auto: bf16 on a GPU that has it, and on a CPU with bf16 units (AMX, AVX512-BF16) for a model measured
+    to gain from them, else fp32 (the first line says which and why); or fp32, bf16 or fp16 (autocast; a
+    gradient scaler only for fp16)."""
     channels_last: str = "auto"
     """Memory format for conv nets: auto (on for the CPU, and for CUDA with bf16/fp16), on, off."""
     compile: bool = False

@@ -47,13 +47,28 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
+CPU_UNITS_ENV = "CONVTRAIN_CPU_BF16_UNITS"  # none, AVX512-BF16 or AMX: what auto believes the CPU has
+CPU_UNITS = ("AMX", "AVX512-BF16")
+
+
 def cpu_bf16_units() -> str | None:
     """The bf16 matrix units this CPU has, as torch reports them: 'AMX', 'AVX512-BF16' or None.
 
     Asked at run time, never read from the processor's name. (torch.ops.mkldnn's bf16 query says
     only that bf16 runs at all: oneDNN emulates it on any AVX-512 CPU, at a fraction of fp32's speed.)
+    $CONVTRAIN_CPU_BF16_UNITS (none, AVX512-BF16 or AMX) answers instead of torch: the test suite runs
+    under each value so that what `--precision auto` picks on every CPU kind is tried on any one.
     """
-    for unit, query in (("AMX", "_is_amx_tile_supported"), ("AVX512-BF16", "_is_avx512_bf16_supported")):
+    faked = os.environ.get(CPU_UNITS_ENV)
+    if faked is not None:
+        if faked == "none":
+            return None
+        if faked not in CPU_UNITS:
+            raise ConfigError(
+                f"{CPU_UNITS_ENV}={faked!r} is not a CPU kind; use none, AVX512-BF16 or AMX, or unset it"
+            )
+        return faked
+    for unit, query in zip(CPU_UNITS, ("_is_amx_tile_supported", "_is_avx512_bf16_supported"), strict=True):
         if getattr(torch.cpu, query, lambda: False)():
             return unit
     return None
