@@ -27,7 +27,7 @@ from benchmarks.common import (
     scratch_dir,
     table,
 )
-from convtrain.recipes import load_recipe
+from convtrain.config.recipes import load_recipe
 
 # (dataset folder, target accuracy, recipe, overrides, seeds in a full run)
 CASES = [

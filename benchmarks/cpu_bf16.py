@@ -19,8 +19,8 @@ from typing import Any
 
 import convtrain
 from benchmarks.common import SHARED_DATASETS, quiet, table
+from convtrain.config.recipes import load_recipe
 from convtrain.data.memory_cache import keep_datasets
-from convtrain.recipes import load_recipe
 from convtrain.system.runtime import cpu_bf16_units
 
 CASES: dict[str, dict[str, Any]] = {  # name -> TrainConfig options (val_split 0.1 everywhere)

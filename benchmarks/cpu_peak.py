@@ -25,13 +25,13 @@ import torch
 from torch import nn
 
 from benchmarks.common import interleave, median, mnist_tensors, ratio_median, spread, table
-from convtrain.config import TrainConfig
+from convtrain.config.train_config import TrainConfig
 from convtrain.models import build_model
 from convtrain.models.fastnet import FastNet, FrozenScaleBatchNorm
-from convtrain.optim import build_optimizer
-from convtrain.system.arithmetic import probe_matmul, training_flops_per_image
+from convtrain.system.flop_counts import probe_matmul, training_flops_per_image
 from convtrain.system.runtime import grad_scaler
-from convtrain.training import train_step
+from convtrain.training.loop import train_step
+from convtrain.training.optim import build_optimizer
 
 STEPS = 12  # timed steps per try per round, after the round's first (untimed) step
 ROUNDS = 9

@@ -1,6 +1,6 @@
 """How many epochs a small dataset needs: validation accuracy against epochs (and optimizer steps).
 
-The evidence for defaults.py's rule (at least 40 steps, 2 to 40 epochs): fastnet-tiny with its own
+The evidence for training/epochs_and_size.py's rule (at least 40 steps, 2 to 40 epochs): fastnet-tiny with its own
 settings (batch 256, one-cycle SGD), trained for 2, 5, 10, 20 and 40 epochs on the CIFAR-10 sample
 (200 real PNGs, 25% held out) and on the first 200, 1,000 and 3,000 MNIST training images (10%
 held out), 2 seeds each, the test split never read. Epochs are given, so the rule itself is not used.

@@ -22,7 +22,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from convtrain.explain import default_layer, explain  # noqa: E402
+from convtrain.evaluation.explain import default_layer, explain  # noqa: E402
 from convtrain.models import build_model  # noqa: E402
 from test_explain import CORNERS, SIZE, mass_inside, normalise, square_images  # noqa: E402
 
@@ -65,7 +65,7 @@ def squares(models: list[str], seeds: int) -> None:
 def mnist(run_dir: str, count: int, batch: int = 100) -> None:
     import convtrain
     from convtrain.data.pixels import preprocess
-    from convtrain.evaluation import load_run_data, pick_split
+    from convtrain.evaluation.scoring import load_run_data, pick_split
 
     run = convtrain.load_run(run_dir)
     model, card = run.load_model(None, "cpu")

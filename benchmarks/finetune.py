@@ -25,8 +25,8 @@ import numpy as np
 
 import convtrain
 from benchmarks.common import SHARED_DATASETS, describe_machine, mnist_arrays, quiet, scratch_dir, write_npz
-from convtrain.export import export_run
-from convtrain.recipes import load_recipe
+from convtrain.config.recipes import load_recipe
+from convtrain.evaluation.export import export_run
 
 PER_CLASS = 50
 

@@ -30,8 +30,8 @@ import torch
 
 import convtrain
 from benchmarks.common import DEVICE_CHOICE, REPO, SIZES, cifar_shaped, quiet, scratch_dir, table, write_npz
+from convtrain.config.recipes import load_recipe
 from convtrain.models import model_names
-from convtrain.recipes import load_recipe
 
 AIRBENCH = REPO / "external" / "airbench94.py"
 NO_CUDA = (

@@ -77,7 +77,7 @@ def read_old(root: Path) -> int:
 
 
 def read_new(root: Path) -> int:
-    from convtrain.data.formats.folder import read_folder
+    from convtrain.data.formats.image_folder import read_folder
 
     return len(read_folder(root, image_size=SIZE).train)
 

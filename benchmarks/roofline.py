@@ -2,7 +2,7 @@
 achieved GFLOP/s and the fraction of the measured matmul peak, in fp32 and bf16.
 
 Each model trains 2 epochs on CIFAR-shaped tensors (3x32x32) at its own batch size; the figures are
-the run's own `timings` (system/arithmetic.py: training FLOPs per image from torch's flop counter,
+the run's own `timings` (system/flop_counts.py: training FLOPs per image from torch's flop counter,
 times the training images per second, over the peak probe's best matmul rate in that precision).
 Epochs are sized to a few seconds each from the model's FLOPs. bf16 is measured for the models that
 `--precision auto` decides about on a CPU (`cpu_bf16` in the registry, and LeNet-5 for contrast);
@@ -19,7 +19,7 @@ import convtrain
 from benchmarks.common import cifar_shaped, quiet, scratch_dir, table, write_npz
 from convtrain.models import build_model, model_names, own_training
 from convtrain.models.registry import GENERIC_TRAINING
-from convtrain.system.arithmetic import training_flops_per_image
+from convtrain.system.flop_counts import training_flops_per_image
 from convtrain.system.runtime import cpu_bf16_units
 
 BF16_MODELS = ("fastnet-tiny", "fastnet-small", "fastnet", "lenet5")

@@ -1,5 +1,6 @@
 """The package's shape, read from its own imports with `ast`: no import cycles between modules, each
-layer importing only the layers below it (the table in README's "How the package is built"), and no
+layer importing only the layers below it (the table in README's "How the package is built", read from
+README itself: the one list of the layers), at most 12 entries at the package's top, and no
 import of convtrain's own modules inside a function unless a `# deferred: why` comment explains it.
 
     pytest tests/test_architecture.py -q
@@ -9,33 +10,32 @@ import of convtrain's own modules inside a function unless a `# deferred: why` c
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "convtrain"
 
-# Bottom to top. A unit is a top-level module or a first-level subpackage; it may import units of
-# lower rank only (and itself). Units on one line share a rank and may not import each other.
-LAYERS: list[tuple[str, ...]] = [
-    ("errors", "files", "version"),
-    ("system",),
-    ("render",),
-    ("data",),
-    ("models",),
-    ("config", "recipes"),
-    ("checkpoint",),
-    ("runs",),
-    ("metrics", "optim", "warm_start", "explain", "defaults"),
-    ("resolve", "evaluation", "announce"),
-    ("prediction",),
-    ("report",),
-    ("job",),
-    ("finishing",),
-    ("training",),
-    ("lrfind", "export", "datacheck", "sweep"),
-    ("cli",),
-    ("__init__", "__main__"),
-]
+README = PACKAGE.parents[1] / "README.md"
+
+
+def readme_layers() -> list[tuple[str, ...]]:
+    """The layers, bottom to top, from README's table in "How the package is built": the one list of
+    them. A unit is a first-level folder of the package (or __init__); it may import units of lower
+    rank only (and itself). Units on one row share a rank and may not import each other."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("### How the package is built") :]
+    table = section[section.index("| layer |") :].split("\n\n")[0]
+    layers = []
+    for row in table.splitlines()[2:]:
+        first_cell = row.split("|")[1]
+        names = re.findall(r"`(\w+)/`|`(__init__)\.py`", first_cell)
+        layers.append(tuple(folder or init for folder, init in names))
+    top = layers[-1] + ("__main__",)  # python -m convtrain: the CLI's entry, beside the API
+    return [*layers[:-1], top]
+
+
+LAYERS = readme_layers()
 
 
 @dataclass(frozen=True)
@@ -155,9 +155,7 @@ def rank(name: str) -> int:
     for position, layer in enumerate(LAYERS):
         if name in layer:
             return position
-    raise AssertionError(
-        f"{name} is in no layer of LAYERS: place it in tests/test_architecture.py and README"
-    )
+    raise AssertionError(f"{name} is in no layer: add it to README's table in 'How the package is built'")
 
 
 def upward_imports(imports: list[Import]) -> list[str]:
@@ -181,6 +179,19 @@ def test_every_unit_sits_in_a_layer():
     assert units - {"__main__"} <= {name for layer in LAYERS for name in layer}
 
 
+def test_the_package_top_is_the_layers_and_nothing_else():
+    """`ls src/convtrain` is the architecture: the layer folders, __init__.py and __main__.py."""
+    entries = {p.name for p in PACKAGE.iterdir() if p.name != "__pycache__"}
+    folders = {name for layer in LAYERS for name in layer} - {"__init__", "__main__"}
+    assert entries == folders | {"__init__.py", "__main__.py"}
+    assert len(folders) <= 12
+
+
+def test_readme_lists_every_layer_once_bottom_to_top():
+    names = [name for layer in LAYERS for name in layer]
+    assert len(names) == len(set(names)) and LAYERS[0] == ("base",) and LAYERS[-1][0] == "__init__"
+
+
 def test_each_layer_imports_only_the_layers_below():
     assert upward_imports(own_imports()) == []
 
@@ -199,11 +210,11 @@ def test_the_checks_catch_a_cycle_and_an_upward_import():
     made_up = [
         Import("convtrain.data.registry", "convtrain.data.spec", 1, False, False),
         Import("convtrain.data.spec", "convtrain.data.registry", 1, True, False),
-        Import("convtrain.models.registry", "convtrain.config", 1, False, False),
+        Import("convtrain.models.registry", "convtrain.config.train_config", 1, False, False),
     ]
     assert cycles(made_up) == [["convtrain.data.registry", "convtrain.data.spec"]]
     assert upward_imports(made_up) == [
-        "convtrain.models.registry:1 imports convtrain.config (models may not import config)"
+        "convtrain.models.registry:1 imports convtrain.config.train_config (models may not import config)"
     ]
 
 

@@ -8,9 +8,9 @@ import json
 import pytest
 import torch
 
-import convtrain.system.arithmetic as arithmetic
+import convtrain.system.flop_counts as arithmetic
 from convtrain.models import build_model
-from convtrain.system.arithmetic import arithmetic_summary, measured_peak, training_flops_per_image
+from convtrain.system.flop_counts import arithmetic_summary, measured_peak, training_flops_per_image
 
 
 def test_training_flops_of_lenet5_match_a_hand_count():

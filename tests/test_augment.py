@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from convtrain.base.errors import ConfigError
 from convtrain.data.augment import _beta, cutout, parse_augment, rotate
-from convtrain.errors import ConfigError
 
 
 def _batch(b=16, c=3, h=10, w=10, seed=0):

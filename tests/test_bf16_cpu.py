@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import convtrain
-from convtrain.config import TrainConfig
+from convtrain.config.train_config import TrainConfig
 from convtrain.system import runtime
-from convtrain.training import fit
+from convtrain.training.loop import fit
 
 CPU = torch.device("cpu")
 

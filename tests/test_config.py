@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch.nn as nn
 
+from convtrain.base.errors import ConfigError
 from convtrain.cli import build_parser, main
 from convtrain.cli.train_commands import config_from_args
-from convtrain.config import TrainConfig, field_docs, field_names, read_yaml
-from convtrain.errors import ConfigError
+from convtrain.config.train_config import TrainConfig, field_docs, field_names, read_yaml
 from convtrain.models import model_names, registered_model
 
 
@@ -96,7 +96,7 @@ def test_precision_auto_resolves_to_fp32_on_the_cpu():
 
 
 def test_unset_options_take_the_models_own_and_the_generic_ones_elsewhere():
-    from convtrain.config import GENERIC_TRAINING, with_model_defaults
+    from convtrain.config.train_config import GENERIC_TRAINING, with_model_defaults
     from convtrain.models import own_training
 
     assert all(getattr(TrainConfig(), name) is None for name in GENERIC_TRAINING)
@@ -115,7 +115,7 @@ def test_unset_options_take_the_models_own_and_the_generic_ones_elsewhere():
 
 
 def test_a_recipe_and_flags_override_the_models_own_options():
-    from convtrain.config import with_model_defaults
+    from convtrain.config.train_config import with_model_defaults
 
     args = build_parser().parse_args(
         ["train", "--recipe", "lenet5-mnist", "--model", "fastnet-tiny", "--momentum", "0.5"]
@@ -153,7 +153,7 @@ def test_a_run_records_the_options_its_model_brought(tmp_path):
 
 
 def test_adam_takes_its_own_lr_not_the_models_sgd_one():
-    from convtrain.config import ADAM_TRAINING, with_model_defaults
+    from convtrain.config.train_config import ADAM_TRAINING, with_model_defaults
 
     for optimizer in ("adam", "adamw"):
         config = with_model_defaults(TrainConfig(optimizer=optimizer))

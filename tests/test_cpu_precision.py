@@ -10,10 +10,9 @@ import pytest
 import torch
 
 import convtrain
-from convtrain import job as job_module
-from convtrain import training
-from convtrain.config import TrainConfig
-from convtrain.runs.folder import RunDir
+from convtrain.config.train_config import TrainConfig
+from convtrain.runs.run_dir import RunDir
+from convtrain.training import loop, setup
 
 
 def tiny(npz, out, **options):
@@ -29,14 +28,14 @@ def finite(run) -> bool:
 
 def test_bf16_trains_end_to_end_with_ema_and_mixup(tiny_npz, tmp_path, monkeypatch):
     dtypes = []
-    real_step = training.train_step
+    real_step = loop.train_step
 
     def step(net, criterion, optimizer, scaler, x, y, precision, grad_clip=0.0):
         loss, logits = real_step(net, criterion, optimizer, scaler, x, y, precision, grad_clip)
         dtypes.append((logits.dtype, y.dim()))
         return loss, logits
 
-    monkeypatch.setattr(training, "train_step", step)
+    monkeypatch.setattr(loop, "train_step", step)
     config = tiny(tiny_npz, tmp_path / "run", epochs=2, precision="bf16", ema=0.9, augment="flip,mixup:0.2")
     run = convtrain.train(config)
     assert set(dtypes) == {(torch.bfloat16, 2)}  # autocast ran, on mixed soft targets (B, K)
@@ -51,7 +50,7 @@ def test_bf16_trains_end_to_end_with_ema_and_mixup(tiny_npz, tmp_path, monkeypat
 
 def test_fp16_uses_a_real_grad_scaler_and_resumes_it(tiny_npz, tmp_path, monkeypatch):
     # fp16 is refused on the CPU (no speed to gain there); this test lifts the refusal to run the path.
-    monkeypatch.setattr(job_module, "check_precision", lambda precision, device: None)
+    monkeypatch.setattr(setup, "check_precision", lambda precision, device: None)
     calls = {"unscale_": 0, "load_state_dict": []}
     real_unscale, real_load = torch.amp.GradScaler.unscale_, torch.amp.GradScaler.load_state_dict
 
@@ -85,14 +84,14 @@ def test_compile_makes_one_graph_and_no_recompiles_after_the_first_epoch(tiny_np
     torch._dynamo.reset()
     counters.clear()
     after_epoch = []
-    real_epoch = training.train_one_epoch
+    real_epoch = loop.train_one_epoch
 
     def epoch(*args, **kwargs):
         result = real_epoch(*args, **kwargs)
         after_epoch.append((counters["stats"]["unique_graphs"], sum(counters["recompiles"].values())))
         return result
 
-    monkeypatch.setattr(training, "train_one_epoch", epoch)
+    monkeypatch.setattr(loop, "train_one_epoch", epoch)
     run = convtrain.train(tiny(tiny_npz, tmp_path / "run", epochs=2, compile=True, test=False))
     assert finite(run)
     assert after_epoch[0][0] == 1  # the whole network is one graph

@@ -15,15 +15,15 @@ import torch
 from torch import nn
 
 import convtrain
-from convtrain import training
 from convtrain.cli import main
-from convtrain.config import TrainConfig, with_model_defaults
-from convtrain.evaluation import evaluation_sums
-from convtrain.optim import WeightAverage, build_optimizer
-from convtrain.runs.folder import RunDir
+from convtrain.config.train_config import TrainConfig, with_model_defaults
+from convtrain.evaluation.scoring import evaluation_sums
+from convtrain.runs.run_dir import RunDir
 from convtrain.system import batchsize, progress
 from convtrain.system.batchsize import find_batch_size
 from convtrain.system.runtime import backend_settings
+from convtrain.training import loop
+from convtrain.training.optim import WeightAverage, build_optimizer
 
 
 def tiny(npz, out, **options):
@@ -47,7 +47,7 @@ def test_resume_hands_torch_only_cpu_rng_state(tiny_npz, tmp_path, monkeypatch):
         locations.append(kwargs.get("map_location"))
         return real_load(*args, **kwargs)
 
-    real_prepare = training.prepare_job
+    real_prepare = loop.prepare_job
 
     def on_a_gpu(config, **kwargs):
         job = real_prepare(config, **kwargs)
@@ -58,7 +58,7 @@ def test_resume_hands_torch_only_cpu_rng_state(tiny_npz, tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "set_rng_state", set_rng_state)
     monkeypatch.setattr(torch, "load", load)
-    monkeypatch.setattr(training, "prepare_job", on_a_gpu)
+    monkeypatch.setattr(loop, "prepare_job", on_a_gpu)
     resumed = convtrain.train(run.config.replace(resume=str(run.path)))
     assert devices == ["cpu"]
     assert locations and all(torch.device(where).type == "cpu" for where in locations)
@@ -174,13 +174,13 @@ def test_deterministic_sets_cudnn_cublas_and_puts_them_back(monkeypatch):
 
 def test_deterministic_flag_reaches_the_training_loop(tiny_npz, tmp_path, monkeypatch):
     seen = []
-    real_epoch = training.train_one_epoch
+    real_epoch = loop.train_one_epoch
 
     def epoch(*args, **kwargs):
         seen.append(torch.are_deterministic_algorithms_enabled())
         return real_epoch(*args, **kwargs)
 
-    monkeypatch.setattr(training, "train_one_epoch", epoch)
+    monkeypatch.setattr(loop, "train_one_epoch", epoch)
     out = tmp_path / "run"
     args = ["train", "--dataset", f"npz:{tiny_npz}", "--model", "lenet5", "--batch-size", "64"]
     assert main([*args, "--epochs", "1", "--deterministic", "--out", str(out), "--quiet", "--no-plots"]) == 0
@@ -324,6 +324,6 @@ def test_confusion_matrix_is_counted_without_bincount(monkeypatch):
 
 def test_first_step_time_waits_for_the_device(tiny_npz, tmp_path, monkeypatch):
     waits = []
-    monkeypatch.setattr(training, "synchronize", lambda device: waits.append(device.type))
+    monkeypatch.setattr(loop, "synchronize", lambda device: waits.append(device.type))
     convtrain.train(tiny(tiny_npz, tmp_path / "run", epochs=2, test=False))
     assert waits == ["cpu", "cpu"]  # once per epoch, at its first step: not per step

@@ -13,9 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
-from convtrain.data.formats.folder import decode_image, read_folder
+from convtrain.base.errors import DataError, ImageError
+from convtrain.data.formats.image_folder import decode_image, read_folder
 from convtrain.data.registry import DataWarning, load_dataset
-from convtrain.errors import DataError, ImageError
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from convtrain.data.formats.folder import resize_images, to_channels
+from convtrain.base.errors import ConfigError
+from convtrain.data.formats.image_folder import resize_images, to_channels
 from convtrain.data.registry import DATASETS, READERS, load_dataset, resolve_data_dir
-from convtrain.errors import ConfigError
 from idx_files import NAMES, write_idx_set
 
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
+from convtrain.base.errors import DataError
 from convtrain.data.formats.idx import parse_idx, read_idx
 from convtrain.data.info import channel_stats
 from convtrain.data.registry import DATASETS, DataWarning, load_dataset
-from convtrain.errors import DataError
 from idx_files import NAMES, idx_bytes, write_idx_set
 
 MNIST_TRAIN_COUNTS = [

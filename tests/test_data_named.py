@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 import torch
 
+from convtrain.base.errors import DataError
 from convtrain.data.info import dataset_info, format_info
 from convtrain.data.registry import DATASETS, load_dataset
-from convtrain.errors import DataError
 from idx_files import idx_bytes, write_idx_set
 
 RNG = np.random.default_rng(0)
@@ -252,7 +252,7 @@ NAMED_RECIPES = (  # test_recipes.py runs the recipes of the other datasets
 @pytest.mark.parametrize("recipe", NAMED_RECIPES)
 def test_new_recipes_run_two_steps(recipe, tmp_path):
     from convtrain.cli import main
-    from convtrain.recipes import load_recipe
+    from convtrain.config.recipes import load_recipe
 
     dataset = load_recipe(recipe)["dataset"]
     write_named(tmp_path / "data", dataset)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from convtrain.base.errors import DataError
 from convtrain.data.formats.npz import read_npz
 from convtrain.data.registry import load_dataset
-from convtrain.errors import DataError
 
 
 def _save(tmp_path, **arrays):

@@ -14,8 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
+from convtrain.base.errors import DataError
 from convtrain.data.registry import DataWarning, load_dataset
-from convtrain.errors import DataError
 
 RNG = np.random.default_rng(0)
 

@@ -12,13 +12,13 @@ import torch
 from PIL import Image
 
 from conftest import make_pattern_images
+from convtrain.base.errors import ConvtrainError
 from convtrain.data.loader import make_loader
 from convtrain.datacheck import audit, check, crossval
 from convtrain.datacheck.duplicates import find_duplicates
-from convtrain.datacheck.files import scan_folder
+from convtrain.datacheck.file_health import scan_folder
 from convtrain.datacheck.labels import find_label_issues, per_class_thresholds
 from convtrain.datacheck.source import SplitImages, pixel_hash
-from convtrain.errors import ConvtrainError
 
 # ----- confident learning, against numbers worked out by hand -----
 

@@ -111,8 +111,8 @@ def test_bad_top_or_scoring_models_exit_2_with_one_line(test_flips_npz, tmp_path
 
 
 def test_the_check_folder_names_its_files_and_refuses_an_unfinished_check(tmp_path):
-    from convtrain.datacheck.folder import CheckDir
-    from convtrain.errors import ConfigError
+    from convtrain.base.errors import ConfigError
+    from convtrain.datacheck.check_dir import CheckDir
 
     folder = CheckDir(tmp_path / "check")
     assert [

@@ -15,10 +15,10 @@ import pytest
 import torch
 from PIL import Image
 
+from convtrain.base.errors import ImageError
 from convtrain.data import decode
 from convtrain.data.decode import decode_image, decode_many, probe_image
-from convtrain.data.formats.folder import read_folder, resize_images
-from convtrain.errors import ImageError
+from convtrain.data.formats.image_folder import read_folder, resize_images
 
 ORIENTATION = 0x0112
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)

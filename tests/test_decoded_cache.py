@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 
 import convtrain
+from convtrain.base.errors import DataWarning
 from convtrain.data.disk_cache import cache_root, cached_dataset, clear_cache, describe_cache
-from convtrain.data.formats.folder import read_folder
-from convtrain.errors import DataWarning
+from convtrain.data.formats.image_folder import read_folder
 
 SRC = str(Path(convtrain.__file__).resolve().parents[1])
 

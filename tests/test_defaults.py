@@ -1,4 +1,4 @@
-"""defaults.py: the image size and epochs a run takes when the user leaves them unset.
+"""training/epochs_and_size.py: the image size and epochs a run takes when the user leaves them unset.
 
 .venv/bin/python -m pytest tests/test_defaults.py -q
 """
@@ -9,9 +9,15 @@ import numpy as np
 import torch
 
 from convtrain.cli import main
-from convtrain.config import TrainConfig
+from convtrain.config.train_config import TrainConfig
 from convtrain.data.dataset import ImageData, Split
-from convtrain.defaults import MAX_EPOCHS, epochs_for, fit_to_model, library_size, resolve_epochs
+from convtrain.training.epochs_and_size import (
+    MAX_EPOCHS,
+    epochs_for,
+    fit_to_model,
+    library_size,
+    resolve_epochs,
+)
 
 
 def test_epochs_rule():

@@ -18,9 +18,9 @@ import pytest
 import torch
 
 from cifar_files import write_cifar10
+from convtrain.base.errors import DownloadError
 from convtrain.data.download import download_file, md5_of
 from convtrain.data.registry import DATASETS, DataFile, load_dataset
-from convtrain.errors import DownloadError
 from idx_files import NAMES, write_idx_set
 
 

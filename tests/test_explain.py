@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from convtrain.explain import (
+from convtrain.evaluation.explain import (
     ExplainError,
     conv_layer_names,
     default_layer,

@@ -20,7 +20,7 @@ from PIL import Image
 
 import convtrain
 from convtrain.cli import main
-from convtrain.report.run_pictures import make_run_pictures
+from convtrain.evaluation.report.run_pictures import make_run_pictures
 
 needs_captum = pytest.mark.skipif(importlib.util.find_spec("captum") is None, reason="needs captum")
 

@@ -12,9 +12,9 @@ import yaml
 from PIL import Image
 
 from convtrain.cli import main
-from convtrain.export import ExportError, export_run, read_card
+from convtrain.evaluation.export import ExportError, export_run, read_card
 from convtrain.models import build_model
-from convtrain.runs.folder import RunDir
+from convtrain.runs.run_dir import RunDir
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -107,7 +107,9 @@ def test_torchscript_and_safetensors_carry_weights_and_card(cifar_sample_run, sh
 
 
 def test_an_export_that_fails_its_check_leaves_nothing(cifar_sample_run, tmp_path, monkeypatch):
-    monkeypatch.setattr("convtrain.export.TOLERANCE", -1.0)  # no export can pass: the check must refuse it
+    monkeypatch.setattr(
+        "convtrain.evaluation.export.TOLERANCE", -1.0
+    )  # no export can pass: the check must refuse it
     with pytest.raises(ExportError, match="differs from PyTorch"):
         export_run(cifar_sample_run, "safetensors", out=tmp_path / "out" / "model.safetensors")
     assert not (tmp_path / "out").exists()  # nothing written, not even the folder

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 import convtrain
+from convtrain.base.errors import ConfigError
 from convtrain.cli import main
-from convtrain.errors import ConfigError
 from convtrain.models import build_model
 
 pytest.importorskip("timm")
@@ -62,7 +62,7 @@ def test_timm_run_reports_evaluates_and_exports_unchanged(timm_run, tiny_npz):
     result = convtrain.evaluate(timm_run, device="cpu")
     trained = json.loads((timm_run / "results.json").read_text())
     assert result["split"] == "test" and result["top1"] == pytest.approx(trained["test_acc"], abs=1e-9)
-    from convtrain.export import export_run
+    from convtrain.evaluation.export import export_run
 
     exported = export_run(timm_run, "onnx")  # checked against PyTorch on the run's own images
     assert exported["max_abs_diff"] <= 1e-4

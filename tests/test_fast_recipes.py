@@ -11,10 +11,10 @@ import torch
 
 import convtrain
 from cifar_files import write_cifar10
-from convtrain.config import TrainConfig
+from convtrain.config.recipes import load_recipe
+from convtrain.config.train_config import TrainConfig
 from convtrain.models import build_model
 from convtrain.models.hooks import FitsToData
-from convtrain.recipes import load_recipe
 from convtrain.system import runtime
 
 FAST_RECIPES = ("mnist-fast", "fashion-mnist-fast", "cifar10-fast")

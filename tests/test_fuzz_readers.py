@@ -27,14 +27,14 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from cifar_files import py2_pickle, write_cifar10
-from convtrain.config import TrainConfig, read_yaml
+from convtrain.base.errors import ConvtrainError
+from convtrain.config.train_config import TrainConfig, read_yaml
 from convtrain.data.dataset import ImageData
 from convtrain.data.formats.cifar import read_batch
-from convtrain.data.formats.folder import decode_image, read_folder
 from convtrain.data.formats.idx import parse_idx, read_idx
+from convtrain.data.formats.image_folder import decode_image, read_folder
 from convtrain.data.formats.npz import read_npz
 from convtrain.data.registry import DATASETS, load_dataset
-from convtrain.errors import ConvtrainError
 from idx_files import NAMES, idx_bytes, write_idx_set
 
 pytestmark = pytest.mark.filterwarnings("ignore::convtrain.data.registry.DataWarning")
@@ -311,7 +311,7 @@ def test_svhn_mat(data):
 
 # ----- YAML configs -----
 
-CONFIG = (Path(__file__).resolve().parents[1] / "src/convtrain/recipes/mnist-fast.yaml").read_bytes()
+CONFIG = (Path(__file__).resolve().parents[1] / "src/convtrain/config/recipes/mnist-fast.yaml").read_bytes()
 
 
 @fuzz(150)

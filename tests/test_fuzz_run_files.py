@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from convtrain.errors import ConvtrainError
+from convtrain.base.errors import ConvtrainError
 from convtrain.models import build_model
-from convtrain.runs.folder import RunDir
+from convtrain.runs.run_dir import RunDir
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402

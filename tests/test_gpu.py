@@ -13,7 +13,7 @@ import convtrain
 from convtrain.data.augment import parse_augment
 from convtrain.data.loader import make_loader
 from convtrain.data.registry import load_dataset
-from convtrain.runs.folder import RunDir
+from convtrain.runs.run_dir import RunDir
 
 pytestmark = pytest.mark.gpu
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from convtrain.checkpoint import interrupts_deferred
+from convtrain.runs.checkpoint import interrupts_deferred
 
 DRIVER = textwrap.dedent(
     """
@@ -118,7 +118,7 @@ def test_deferred_interrupt_waits_for_the_body_then_raises(monkeypatch):
 
 
 def test_deferred_interrupt_lets_a_torch_save_finish(tmp_path):
-    from convtrain.checkpoint import save_checkpoint
+    from convtrain.runs.checkpoint import save_checkpoint
 
     class Interrupting(dict):
         """A state whose pickling sends Ctrl-C halfway through torch.save."""

@@ -12,10 +12,9 @@ import torch.nn.functional as F
 import yaml
 from PIL import Image
 
+from convtrain.base.errors import ConfigError
 from convtrain.cli import main
-from convtrain.errors import ConfigError
-from convtrain.models import build_model
-from convtrain.report.kernels import (
+from convtrain.evaluation.report.kernels import (
     KERNELS,
     apply_kernel,
     conv_layers,
@@ -24,6 +23,7 @@ from convtrain.report.kernels import (
     pool2,
     run_figures,
 )
+from convtrain.models import build_model
 
 
 def write_run(run: Path, dataset: str, channels: int, size: int, classes: int) -> torch.nn.Module:
@@ -85,7 +85,7 @@ def test_apply_kernel_and_pooling_match_hand_computation():
 
 
 def test_sobel_x_responds_where_brightness_rises_to_the_right(gray_png):
-    from convtrain.report.kernels import load_gray
+    from convtrain.evaluation.report.kernels import load_gray
 
     image = load_gray(gray_png)
     out = apply_kernel(image, KERNELS["sobel-x"])

@@ -7,13 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
+from convtrain.base.errors import ConfigError, ImageError
 from convtrain.cli import main
 from convtrain.data.augment import parse_augment
 from convtrain.data.dataset import ImageData, Split
-from convtrain.data.formats.folder import decode_image
+from convtrain.data.formats.image_folder import decode_image
 from convtrain.data.loader import DeviceLoader, StreamLoader, make_loader
 from convtrain.data.show import save_batch_grid
-from convtrain.errors import ConfigError, ImageError
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
 

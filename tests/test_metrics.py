@@ -13,12 +13,12 @@ import pytest
 import torch
 
 import convtrain
+from convtrain.base.errors import CheckpointError, DataError
 from convtrain.cli import main
 from convtrain.cli.run_commands import format_evaluation
-from convtrain.errors import CheckpointError, DataError
-from convtrain.evaluation import evaluate as evaluate_run
-from convtrain.metrics import metrics_from_logits
-from convtrain.runs.folder import RunDir
+from convtrain.evaluation.metrics import metrics_from_logits
+from convtrain.evaluation.scoring import evaluate as evaluate_run
+from convtrain.runs.run_dir import RunDir
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +189,7 @@ def test_val_split_uses_the_saved_indices_and_tta_matches_hand_views(tiny_run, t
 
 
 def test_convtrain_evaluate_stays_the_function_after_training(tiny_run):
-    import convtrain.metrics  # noqa: F401
+    import convtrain.evaluation.metrics  # noqa: F401
 
     for _ in range(2):  # training imported the evaluation loop's module; the public function must survive it
         assert convtrain.evaluate(tiny_run, split="val", device="cpu", write=False)["images"] == 48

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from convtrain.errors import ConfigError
+from convtrain.base.errors import ConfigError
 from convtrain.models import (
     build_model,
     init_weights,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import convtrain
-from convtrain.config import TrainConfig
-from convtrain.errors import ConfigError
+from convtrain.base.errors import ConfigError
+from convtrain.config.train_config import TrainConfig
 
 
 def test_a_run_without_test_reads_only_val_until_asked(tiny_npz, tmp_path, capsys):

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from convtrain.optim import WeightAverage, class_weights, lr_factor
+from convtrain.training.optim import WeightAverage, class_weights, lr_factor
 
 
 def test_onecycle_rises_to_the_peak_at_a_quarter_and_ends_at_zero():

@@ -17,8 +17,15 @@ import torch
 from PIL import Image
 
 from convtrain.cli import main
-from convtrain.report.plots import RIGHT, WRONG, plot_confusion, plot_curves, plot_per_class, plot_predictions
-from convtrain.report.run_pictures import make_run_pictures
+from convtrain.evaluation.report.plots import (
+    RIGHT,
+    WRONG,
+    plot_confusion,
+    plot_curves,
+    plot_per_class,
+    plot_predictions,
+)
+from convtrain.evaluation.report.run_pictures import make_run_pictures
 
 PICTURES = {"curves", "confusion", "per_class", "predictions", "mistakes", "batch", "filters"}
 if importlib.util.find_spec("captum"):  # "what the network looks at" needs convtrain[explain]
@@ -162,13 +169,16 @@ def test_the_report_draws_from_the_final_test_pass_instead_of_scoring_again(
     tiny_rgb_npz, tmp_path, monkeypatch
 ):
     import convtrain
-    import convtrain.evaluation
-    import convtrain.report.run_pictures
+    import convtrain.evaluation.report.run_pictures
+    import convtrain.evaluation.scoring
 
     calls = []
-    real = convtrain.evaluation.split_logits
+    real = convtrain.evaluation.scoring.split_logits
     counted = lambda *a, **k: calls.append(1) or real(*a, **k)  # noqa: E731
-    for module in (convtrain.evaluation, convtrain.report.run_pictures):  # wherever the name is looked up
+    for module in (
+        convtrain.evaluation.scoring,
+        convtrain.evaluation.report.run_pictures,
+    ):  # wherever the name is looked up
         monkeypatch.setattr(module, "split_logits", counted)
     small = {
         "dataset": f"npz:{tiny_rgb_npz}",

@@ -13,10 +13,10 @@ import torch
 from PIL import Image
 
 import convtrain
+from convtrain.base.errors import ImageError
 from convtrain.cli import main
-from convtrain.errors import ImageError
-from convtrain.prediction import SkippedImageWarning, predict_paths, predict_tensor
-from convtrain.runs.folder import RunDir
+from convtrain.evaluation.prediction import SkippedImageWarning, predict_paths, predict_tensor
+from convtrain.runs.run_dir import RunDir
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_predictions_match_a_hand_preprocessing(cifar_run, sample_png):
 
 
 def test_gray_rgba_and_larger_images_are_converted_as_in_training(cifar_run, sample_png, tmp_path):
-    from convtrain.data.formats.folder import read_folder
+    from convtrain.data.formats.image_folder import read_folder
 
     gray = Image.open(sample_png).convert("L")
     gray.save(tmp_path / "gray.png")
@@ -157,7 +157,7 @@ def test_nothing_readable_is_an_error_in_one_line(cifar_run, tmp_path, capsys):
 
 
 def test_convtrain_predict_stays_the_function_after_its_module_is_imported(cifar_run, sample_png):
-    import convtrain.prediction  # noqa: F401  (a submodule named like the function would replace it)
+    import convtrain.evaluation.prediction  # noqa: F401  (a submodule named like the function would replace it)
 
     for _ in range(2):
         [prediction] = convtrain.predict(cifar_run, [sample_png], topk=2, device="cpu")

@@ -20,13 +20,13 @@ import yaml
 
 import convtrain
 from cifar_files import write_cifar10
+from convtrain.base.errors import ConfigError
 from convtrain.cli import build_parser, main
 from convtrain.cli.train_commands import config_from_args
-from convtrain.config import TrainConfig, with_model_defaults
-from convtrain.errors import ConfigError
+from convtrain.config.recipes import load_recipe, recipe_names
+from convtrain.config.train_config import TrainConfig, with_model_defaults
 from convtrain.models import build_model
-from convtrain.optim import build_optimizer
-from convtrain.recipes import load_recipe, recipe_names
+from convtrain.training.optim import build_optimizer
 from test_data_named import NAMED_RECIPES
 
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "src" / "convtrain" / "recipes"

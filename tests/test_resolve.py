@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-import convtrain.training as training
-from convtrain.config import GENERIC_TRAINING, TrainConfig
+from convtrain.base.errors import ConvtrainError
+from convtrain.config.train_config import GENERIC_TRAINING, TrainConfig
 from convtrain.data.registry import load_dataset
-from convtrain.errors import ConvtrainError
 from convtrain.models import own_training
-from convtrain.resolve import resolve
 from convtrain.system import runtime
+from convtrain.training import loop
+from convtrain.training.resolve import resolve
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +51,8 @@ def test_out_of_gpu_memory_names_the_resolved_batch_size(tiny_npz, tmp_path, mon
     def out_of_memory(job, on_epoch=None):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
-    monkeypatch.setattr(training, "_fit", out_of_memory)
+    monkeypatch.setattr(loop, "_fit", out_of_memory)
     config = TrainConfig(dataset=f"npz:{tiny_npz}", model="fastnet-tiny", epochs=1, out=str(tmp_path / "run"))
     assert config.batch_size is None
     with pytest.raises(ConvtrainError, match=r"out of GPU memory at batch size 256;"):
-        training.fit(config.replace(quiet=True, plots=False))
+        loop.fit(config.replace(quiet=True, plots=False))

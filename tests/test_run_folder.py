@@ -14,11 +14,11 @@ import torch
 import yaml
 
 import convtrain
+from convtrain.base.errors import CheckpointError, ConfigError
 from convtrain.cli import main
-from convtrain.config import TrainConfig
-from convtrain.errors import CheckpointError, ConfigError
-from convtrain.runs.folder import RunDir
+from convtrain.config.train_config import TrainConfig
 from convtrain.runs.lock import RunFolderBusy, RunLock
+from convtrain.runs.run_dir import RunDir
 
 SRC = str(Path(convtrain.__file__).resolve().parents[1])
 
@@ -214,7 +214,7 @@ def test_timings_cover_the_whole_run_and_reach_the_report_and_the_cli(tiny_npz, 
 
 
 def test_files_are_written_with_the_usual_permissions(tmp_path):
-    from convtrain.files import write_text_atomic
+    from convtrain.base.atomic_files import write_text_atomic
 
     mask = os.umask(0o022)
     try:

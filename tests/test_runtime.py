@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import convtrain
-from convtrain import training
 from convtrain.system.runtime import use_channels_last
+from convtrain.training import loop
 
 
 @pytest.mark.parametrize(
@@ -28,13 +28,13 @@ def test_channels_last_auto(setting, device, precision, expected):
 @pytest.mark.parametrize("setting", ["auto", "off"])
 def test_training_on_the_cpu_follows_the_memory_format(tiny_npz, tmp_path, capsys, monkeypatch, setting):
     trained = []  # the network the loop trains (run.model is a plain CPU copy of its weights)
-    real_epoch = training.train_one_epoch
+    real_epoch = loop.train_one_epoch
 
     def epoch(job, *args, **kwargs):
         trained.append(job.model)
         return real_epoch(job, *args, **kwargs)
 
-    monkeypatch.setattr(training, "train_one_epoch", epoch)
+    monkeypatch.setattr(loop, "train_one_epoch", epoch)
     run = convtrain.train(
         dataset=f"npz:{tiny_npz}",
         model="lenet5",

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import convtrain.data.memory_cache as memory_cache
-from convtrain.config import TrainConfig
+from convtrain.config.train_config import TrainConfig
 from convtrain.sweep import train_seeds
 from convtrain.sweep.stats import summarize, t_quantile
 

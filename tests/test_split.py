@@ -8,9 +8,9 @@ import json
 import pytest
 import torch
 
+from convtrain.base.errors import CheckpointError, ConfigError
 from convtrain.data.split import split_indices
-from convtrain.errors import CheckpointError, ConfigError
-from convtrain.runs.folder import RunDir
+from convtrain.runs.run_dir import RunDir
 
 
 def _labels(*sizes: int) -> torch.Tensor:

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from convtrain.cli import main
-from convtrain.config import TrainConfig, read_yaml
+from convtrain.config.train_config import TrainConfig, read_yaml
 from convtrain.sweep.folders import SweepDir
 from convtrain.sweep.outputs import write_outputs
 

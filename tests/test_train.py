@@ -17,10 +17,10 @@ import torch
 import yaml
 
 import convtrain
+from convtrain.base.errors import ConfigError
 from convtrain.cli import main
-from convtrain.config import TrainConfig
-from convtrain.errors import ConfigError
-from convtrain.lrfind import steepest_descent
+from convtrain.config.train_config import TrainConfig
+from convtrain.training.lr_find import steepest_descent
 
 
 def tiny_args(npz: Path, out: Path, *extra: str) -> list[str]:
@@ -248,16 +248,16 @@ def test_lr_find_suggests_a_value_and_writes_a_plot(tiny_npz, tmp_path, capsys):
 def test_lr_find_steps_like_training_with_each_groups_own_rate(tiny_npz, tmp_path, monkeypatch):
     # lr-find calls training's own step: the run's clipping and precision, and each group's own rate
     # (the backbone at 0.1x the head with --backbone-lr-mult 0.1), scaled together by the sweep.
-    from convtrain import lrfind
+    from convtrain.training import lr_find
 
     seen = []
-    real_step = lrfind.train_step
+    real_step = lr_find.train_step
 
     def step(net, criterion, optimizer, scaler, x, y, precision, grad_clip=0.0):
         seen.append((precision, grad_clip, sorted(g["lr"] for g in optimizer.param_groups)))
         return real_step(net, criterion, optimizer, scaler, x, y, precision, grad_clip)
 
-    monkeypatch.setattr(lrfind, "train_step", step)
+    monkeypatch.setattr(lr_find, "train_step", step)
     config = TrainConfig(
         dataset=f"npz:{tiny_npz}",
         model="lenet5",
@@ -266,14 +266,14 @@ def test_lr_find_steps_like_training_with_each_groups_own_rate(tiny_npz, tmp_pat
         grad_clip=0.5,
         quiet=True,
     )
-    result = lrfind.lr_find(config, start=1e-4, end=1.0, steps=12, out=str(tmp_path / "lr.png"))
+    result = lr_find.lr_find(config, start=1e-4, end=1.0, steps=12, out=str(tmp_path / "lr.png"))
     assert len(seen) == len(result["lrs"]) >= 10
     for (precision, clip, (backbone, head)), lr in zip(seen, result["lrs"], strict=False):
         assert precision == "fp32" and clip == 0.5
         assert head == pytest.approx(lr) and backbone == pytest.approx(0.1 * lr)
     seen.clear()
     with pytest.raises(ConfigError, match="lr.csv: end the name in .png"):
-        lrfind.lr_find(config, out=str(tmp_path / "lr.csv"))
+        lr_find.lr_find(config, out=str(tmp_path / "lr.csv"))
     assert seen == []  # refused before the sweep trained a step
 
 

@@ -18,14 +18,14 @@ import torch
 
 import convtrain
 from conftest import make_pattern_images
+from convtrain.base.errors import CheckpointError, ConfigError
 from convtrain.cli import build_parser, main
 from convtrain.cli.train_commands import config_from_args
-from convtrain.config import TrainConfig, with_model_defaults
-from convtrain.errors import CheckpointError, ConfigError
+from convtrain.config.train_config import TrainConfig, with_model_defaults
 from convtrain.models import build_model
 from convtrain.models.heads import Freezer, head_name
-from convtrain.optim import build_optimizer
-from convtrain.warm_start import Source, library_file, library_weights, load_matching
+from convtrain.training.optim import build_optimizer
+from convtrain.training.warm_start import Source, library_file, library_weights, load_matching
 
 timm = pytest.importorskip("timm")
 CLASSES = ["0", "1", "2", "3"]
@@ -112,7 +112,7 @@ def test_pretrained_file_trains_and_the_card_says_where_the_weights_came_from(ti
 
 
 def test_exported_safetensors_bring_their_normalisation(tiny_run, tiny_npz, tmp_path):
-    from convtrain.export import export_run
+    from convtrain.evaluation.export import export_run
 
     exported = export_run(tiny_run, "safetensors", out=tmp_path / "lenet.safetensors")["path"]
     source_card = json.loads((tiny_run / "model.json").read_text())

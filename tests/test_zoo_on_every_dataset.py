@@ -8,12 +8,12 @@ import torch
 import torch.nn.functional as F
 
 from cifar_files import write_cifar10, write_cifar100
-from convtrain.config import TrainConfig, with_model_defaults
+from convtrain.config.train_config import TrainConfig, with_model_defaults
 from convtrain.data.augment import parse_augment
 from convtrain.data.loader import make_loader
 from convtrain.data.registry import load_dataset
 from convtrain.models import build_model, model_names
-from convtrain.optim import build_optimizer
+from convtrain.training.optim import build_optimizer
 
 pytestmark = pytest.mark.xdist_group("zoo-datasets")
 

@@ -10,22 +10,23 @@
     convtrain.train_seeds(convtrain.TrainConfig(epochs=1), seeds=5)   # mean ± std over seeds 0-4
     convtrain.run_sweep("space.yaml", trials=20)                      # Optuna search (convtrain[sweep])
 
-The public names are re-exported from the modules that hold them (training.py, evaluation.py,
-prediction.py, ...), whose names differ from the functions', so `import convtrain.training` and
-`convtrain.train` never shadow each other. README's "How the package is built" draws the layers.
+The public names are re-exported from the modules that hold them (training/loop.py,
+evaluation/scoring.py, evaluation/prediction.py, ...). No layer folder is named like a public
+function (training/ holds `train`, evaluation/ holds `evaluate`), so `import convtrain.training` and
+`convtrain.train` never shadow each other. README's "How the package is built" lists the layers.
 """
 
 from pathlib import Path
 
-from convtrain.config import TrainConfig
+from convtrain.base.errors import ConvtrainError
+from convtrain.base.version import __version__
+from convtrain.config.train_config import TrainConfig
 from convtrain.datacheck import check
-from convtrain.errors import ConvtrainError
-from convtrain.evaluation import evaluate
-from convtrain.prediction import predict_paths as predict
-from convtrain.runs.folder import RunDir
+from convtrain.evaluation.prediction import predict_paths as predict
+from convtrain.evaluation.scoring import evaluate
+from convtrain.runs.run_dir import RunDir
 from convtrain.sweep import run_sweep, train_seeds
-from convtrain.training import train
-from convtrain.version import __version__
+from convtrain.training.loop import train
 
 
 def load_run(path: str | Path) -> RunDir:

@@ -14,8 +14,8 @@ import sys
 import warnings
 from collections.abc import Callable
 
+from convtrain.base.errors import ConvtrainError
 from convtrain.cli import data_commands, run_commands, sweep_commands, train_commands
-from convtrain.errors import ConvtrainError
 from convtrain.system import distributed
 
 GROUPS = (train_commands, sweep_commands, data_commands, run_commands)  # in the order `--help` lists them

@@ -12,8 +12,10 @@ import argparse
 import json
 import warnings
 
+from convtrain.base.figures import picture_path
 from convtrain.cli.check_commands import add_data_check
 from convtrain.cli.register import Add
+from convtrain.config.recipes import format_recipes
 from convtrain.data.disk_cache import cache_root, clear_cache, describe_cache
 from convtrain.data.info import dataset_info, format_info
 from convtrain.data.registry import load_dataset, resolve_data_dir
@@ -21,8 +23,6 @@ from convtrain.data.show import save_batch_grid
 from convtrain.models import build_model
 from convtrain.models.external import available
 from convtrain.models.summary import format_model_table, model_table, summarize
-from convtrain.recipes import format_recipes
-from convtrain.render.figures import picture_path
 
 
 def register(command: Add) -> None:

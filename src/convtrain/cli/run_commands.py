@@ -21,13 +21,18 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from convtrain.base.errors import ConfigError
 from convtrain.cli.register import Add
-from convtrain.errors import ConfigError
-from convtrain.evaluation import evaluate
-from convtrain.export import export_run
-from convtrain.prediction import SkippedImageWarning, predict_paths, predict_split, write_predictions
-from convtrain.report.kernels import kernel_figure, parse_kernel, run_figures
-from convtrain.report.run_pictures import make_run_pictures
+from convtrain.evaluation.export import export_run
+from convtrain.evaluation.prediction import (
+    SkippedImageWarning,
+    predict_paths,
+    predict_split,
+    write_predictions,
+)
+from convtrain.evaluation.report.kernels import kernel_figure, parse_kernel, run_figures
+from convtrain.evaluation.report.run_pictures import make_run_pictures
+from convtrain.evaluation.scoring import evaluate
 
 WEIGHTS_HELP = (
     "best, last or a .pt file of the run (default: the weights its final test measured, test_weights)"

@@ -14,16 +14,16 @@ import os
 import sys
 from dataclasses import fields
 
+from convtrain.base.errors import ConfigError
 from convtrain.cli.register import Add
-from convtrain.config import GENERIC_TRAINING, TrainConfig, field_docs, read_yaml
-from convtrain.errors import ConfigError
-from convtrain.lrfind import lr_find
-from convtrain.recipes import load_recipe
-from convtrain.runs.folder import RunDir
+from convtrain.config.recipes import load_recipe
+from convtrain.config.train_config import GENERIC_TRAINING, TrainConfig, field_docs, read_yaml
+from convtrain.runs.run_dir import RunDir
 from convtrain.sweep.seeds import train_seeds
 from convtrain.system.distributed import launch
 from convtrain.system.timings import format_timings, seconds_since_process_start
-from convtrain.training import fit
+from convtrain.training.loop import fit
+from convtrain.training.lr_find import lr_find
 
 
 def register(command: Add) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from convtrain.errors import ConfigError
+from convtrain.base.errors import ConfigError
 
 VALID = "none, flip, altflip, crop:PAD, translate:PX, rotate:DEG, cutout:SIZE, mixup:ALPHA, cutmix:ALPHA"
 _KINDS = {  # item -> type of its value (None: takes no value)

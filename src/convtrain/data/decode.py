@@ -27,7 +27,7 @@ import torch
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from convtrain.errors import ImageError, reason
+from convtrain.base.errors import ImageError, reason
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".heic", ".heif"}
 HEIC_EXTENSIONS = {".heic", ".heif"}

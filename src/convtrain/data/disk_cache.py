@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from convtrain.base.atomic_files import atomic_write
+from convtrain.base.errors import DataWarning
 from convtrain.data.dataset import ImageData, Split
-from convtrain.errors import DataWarning
-from convtrain.files import atomic_write
 
 VERSION = 1  # bump when the layout of a cache file changes
 SPLITS = ("train", "val", "test")

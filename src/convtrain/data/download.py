@@ -19,7 +19,7 @@ from urllib.request import urlopen
 
 from tqdm import tqdm
 
-from convtrain.errors import DownloadError
+from convtrain.base.errors import DownloadError
 
 CHUNK = 1 << 20  # bytes per read: large enough that the progress bar costs nothing
 TIMEOUT_S = 60  # seconds without data before giving up on a connection

@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
+from convtrain.base.errors import ConfigError
 from convtrain.data.dataset import ImageData
 from convtrain.data.registry import load_dataset
-from convtrain.errors import ConfigError
 
 
 def read_exclusions(path: str | Path) -> tuple[set[int], set[str]]:

@@ -26,11 +26,11 @@ from typing import Any
 
 import torch
 
+from convtrain.base.errors import ConfigError, ConvtrainError
 from convtrain.data.augment import Augment
 from convtrain.data.dataset import Split
 from convtrain.data.decode import decode_image
 from convtrain.data.pixels import scale_and_shift
-from convtrain.errors import ConfigError, ConvtrainError
 
 
 def epoch_indices(

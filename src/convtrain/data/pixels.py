@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from convtrain.data.formats.folder import resize_images, to_channels
-from convtrain.errors import ImageError
+from convtrain.base.errors import ImageError
+from convtrain.data.formats.image_folder import resize_images, to_channels
 
 
 def scale_and_shift(

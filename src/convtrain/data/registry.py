@@ -19,19 +19,19 @@ import warnings
 from functools import partial
 from pathlib import Path
 
+from convtrain.base.errors import ConfigError, DataWarning
 from convtrain.data.dataset import ImageData
 from convtrain.data.disk_cache import cached_dataset
 from convtrain.data.formats.cifar import load_cifar
 from convtrain.data.formats.csv_labels import read_csv
-from convtrain.data.formats.folder import read_folder, resize_images, to_channels
 from convtrain.data.formats.idx import load_idx_dataset
+from convtrain.data.formats.image_folder import read_folder, resize_images, to_channels
 from convtrain.data.formats.npz import read_npz
 from convtrain.data.formats.parquet import read_parquet
 from convtrain.data.formats.stl10 import load_stl10
 from convtrain.data.formats.svhn import load_svhn
 from convtrain.data.info import channel_stats
 from convtrain.data.spec import DataFile, DatasetSpec
-from convtrain.errors import ConfigError, DataWarning
 
 DEFAULT_DATA_DIR = "~/.cache/convtrain"
 READ_FILES = {"folder": read_folder, "csv": read_csv}  # datasets of image files: decoded, so cached

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import torch
 
+from convtrain.base.errors import ConfigError
+from convtrain.base.figures import new_figure, save_figure
 from convtrain.data.augment import parse_augment
 from convtrain.data.dataset import ImageData
 from convtrain.data.loader import make_loader
 from convtrain.data.pixels import denormalize
-from convtrain.errors import ConfigError
-from convtrain.render.figures import new_figure, save_figure
 
 
 def save_batch_grid(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from convtrain.errors import ConfigError
+from convtrain.base.errors import ConfigError
 
 
 def split_indices(labels: torch.Tensor, val_split: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

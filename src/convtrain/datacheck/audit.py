@@ -1,7 +1,7 @@
 """check(): audit a dataset before trusting the accuracy measured on it.
 
 One call runs every check on the chosen splits and (with out=) writes check.json, issues.csv,
-ranking.csv and check.html: broken files (files.py), exact and near duplicates within and across
+ranking.csv and check.html: broken files (base/atomic_files.py), exact and near duplicates within and across
 splits (duplicates.py), label issues by confident learning on out-of-sample probabilities plus the
 `top` least-trusted images of each split ranked for review (labels.py, crossval.py; only with
 labels=True, as it trains models) and class balance (balance.py). One line per check is printed as
@@ -18,18 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from convtrain.config import TrainConfig
+from convtrain.base.errors import ConfigError
+from convtrain.config.train_config import TrainConfig
 from convtrain.data.dataset import Split
 from convtrain.datacheck.balance import class_balance
+from convtrain.datacheck.check_dir import CheckDir
 from convtrain.datacheck.crossval import SCORING_MODELS, fold_config, out_of_fold, score_held_out
 from convtrain.datacheck.duplicates import NEAR_THRESHOLD, find_duplicates
-from convtrain.datacheck.files import FileReport, blank_images, scan_folder
-from convtrain.datacheck.folder import CheckDir
+from convtrain.datacheck.file_health import FileReport, blank_images, scan_folder
 from convtrain.datacheck.labels import DEFAULT_TOP, METHODS, RANKINGS, find_label_issues, rank_suspicious
 from convtrain.datacheck.outputs import SCHEMA, issue_rows
 from convtrain.datacheck.page import render_page
 from convtrain.datacheck.source import SplitImages, load_splits, resolve_splits
-from convtrain.errors import ConfigError
 
 
 @dataclass

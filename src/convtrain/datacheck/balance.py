@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from convtrain.errors import ConfigError
+from convtrain.base.errors import ConfigError
 
 
 def class_balance(

@@ -30,18 +30,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from convtrain.config import TrainConfig, with_model_defaults
+from convtrain.base.errors import ConfigError
+from convtrain.config.recipes import load_recipe
+from convtrain.config.train_config import TrainConfig, with_model_defaults
 from convtrain.data.augment import parse_augment
 from convtrain.data.dataset import ImageData, Split
 from convtrain.data.loader import make_loader
 from convtrain.data.pixels import normalize
-from convtrain.defaults import DEFAULT_EPOCHS
-from convtrain.errors import ConfigError
 from convtrain.models import build_model, init_weights
 from convtrain.models.hooks import FitsToData
-from convtrain.optim import build_optimizer, build_scheduler
-from convtrain.recipes import load_recipe
-from convtrain.resolve import auto_precision
 from convtrain.system.runtime import (
     autocast,
     check_precision,
@@ -50,7 +47,10 @@ from convtrain.system.runtime import (
     seed_everything,
     use_channels_last,
 )
-from convtrain.training import train_step
+from convtrain.training.epochs_and_size import DEFAULT_EPOCHS
+from convtrain.training.loop import train_step
+from convtrain.training.optim import build_optimizer, build_scheduler
+from convtrain.training.resolve import auto_precision
 
 DEFAULT_RECIPE = "mnist-fast"
 # Without --recipe, the check trains mnist-fast's network and rules for 3 epochs with 2-px shifts

@@ -19,10 +19,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from convtrain.data.formats.folder import split_trees
-from convtrain.datacheck.folder import CheckDir
-from convtrain.errors import ConfigError
-from convtrain.files import write_text_atomic
+from convtrain.base.atomic_files import write_text_atomic
+from convtrain.base.errors import ConfigError
+from convtrain.data.formats.image_folder import split_trees
+from convtrain.datacheck.check_dir import CheckDir
 
 
 def check_can_fix(dataset: str) -> None:

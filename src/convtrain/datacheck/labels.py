@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from convtrain.errors import ConfigError
+from convtrain.base.errors import ConfigError
 
 METHODS = ("confident_joint", "prune_by_noise_rate")
 RANKINGS = ("self_confidence", "normalized_margin")

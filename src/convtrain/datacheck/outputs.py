@@ -1,4 +1,4 @@
-"""What a check's files hold (CheckDir in folder.py writes them): check.json (stable keys), issues.csv (one row per flagged image),
+"""What a check's files hold (CheckDir in check_dir.py writes them): check.json (stable keys), issues.csv (one row per flagged image),
 ranking.csv (with --labels: the images ranked for review, most suspicious first) and check.html
 (page.py), each written atomically, check.json last: a check stopped part-way (Ctrl-C) leaves no
 check.json, so a check.json on disk always belongs to a finished check.

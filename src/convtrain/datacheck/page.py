@@ -16,11 +16,11 @@ from typing import Any
 import torch
 from PIL import Image
 
+from convtrain.base.html_page import cards as summary_cards
+from convtrain.base.html_page import data_uri
+from convtrain.base.html_page import escape as _e
+from convtrain.base.html_page import render_page as document
 from convtrain.datacheck.source import SplitImages
-from convtrain.render.html_page import cards as summary_cards
-from convtrain.render.html_page import data_uri
-from convtrain.render.html_page import escape as _e
-from convtrain.render.html_page import render_page as document
 
 SHOWN_LABELS = 200  # label issues shown as pictures (all are in issues.csv)
 SHOWN_GROUPS = 100  # duplicate groups shown

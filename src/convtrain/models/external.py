@@ -3,7 +3,7 @@
 build_model() hands every name with one of these prefixes to build_external(), so the run folder,
 evaluate, predict, export and the report treat them like the zoo: the model card's architecture
 ('timm:resnet10t') and input shape rebuild the same network. Only the architecture is built here;
-pretrained weights are warm_start.py's job. timm is the optional extra `convtrain[timm]`.
+pretrained weights are training/warm_start.py's job. timm is the optional extra `convtrain[timm]`.
 
     convtrain models --source timm --filter 'resnet*'
     convtrain train --model timm:resnet10t --dataset npz:photos.npz
@@ -18,7 +18,7 @@ from typing import Any
 
 from torch import nn
 
-from convtrain.errors import ConfigError
+from convtrain.base.errors import ConfigError
 
 SOURCES = ("timm", "torchvision")
 TIMM_INSTALL = "pip install 'convtrain[timm]'"

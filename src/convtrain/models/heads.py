@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from convtrain.errors import ConfigError
+from convtrain.base.errors import ConfigError
 
 
 def head_name(model: nn.Module) -> str:

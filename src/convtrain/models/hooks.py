@@ -1,7 +1,7 @@
 """The optional hooks a network may declare, as typed protocols.
 
 A model that needs the data before training (a frozen whitening layer fitted to image patches) or its
-own optimizer groups (a higher lr for some parameters) implements these; job.py and optim.py check
+own optimizer groups (a higher lr for some parameters) implements these; training/setup.py and training/optim.py check
 with isinstance and pass plain numbers, never the whole TrainConfig.
 
     if isinstance(model, FitsToData): model.fit_to_data(images)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from convtrain.errors import ConfigError
+from convtrain.base.errors import ConfigError
 
 INIT_SCHEMES = ("default", "kaiming", "xavier", "normal")
 NORMAL_STD = 0.02

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch.nn as nn
 
-from convtrain.errors import ConfigError
+from convtrain.base.errors import ConfigError
 from convtrain.models.external import build_external, split_name
 
 # The options a network may set for itself (`register_model(..., training=...)`, `convtrain models`

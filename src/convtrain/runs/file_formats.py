@@ -1,5 +1,5 @@
 """What a run folder's own files hold, as text: the model card's checks, metrics.csv, split.json and
-the evaluation tables. runs/folder.py names the files and owns them; this module turns values into
+the evaluation tables. runs/run_dir.py names the files and owns them; this module turns values into
 text and back, and refuses a file that does not hold what it should, in one line naming the file.
 
     metrics_text([{"epoch": 1, "train_loss": 0.31, ...}])  ->  "epoch,train_loss,...\\n1,0.31,...\\n"
@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from convtrain.errors import CheckpointError
+from convtrain.base.errors import CheckpointError
 
 METRIC_COLUMNS = (
     "epoch",

@@ -16,7 +16,7 @@ import os
 import socket
 from pathlib import Path
 
-from convtrain.errors import ConvtrainError
+from convtrain.base.errors import ConvtrainError
 
 try:
     import fcntl

@@ -12,9 +12,9 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from convtrain.errors import ConvtrainError
-from convtrain.render.figures import new_figure, png_bytes
-from convtrain.render.html_page import data_uri
+from convtrain.base.errors import ConvtrainError
+from convtrain.base.figures import new_figure, png_bytes
+from convtrain.base.html_page import data_uri
 
 
 def run_html(run: Any) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from convtrain.runs.folder import Folder, RunDir, RunFile, numbered
+from convtrain.runs.run_dir import Folder, RunDir, RunFile, numbered
 
 
 class SeedsDir(Folder):

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from convtrain.files import write_text_atomic
+from convtrain.base.atomic_files import write_text_atomic
 from convtrain.sweep.folders import SweepDir
 from convtrain.sweep.page import write_sweep_report
 from convtrain.sweep.space import SweepSpec, parse_spec

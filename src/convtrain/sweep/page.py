@@ -14,10 +14,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from convtrain.render.figures import new_figure, save_figure
-from convtrain.render.html_page import image, section, write_page
-from convtrain.report.plots import plot_curves
-from convtrain.runs.folder import RunDir
+from convtrain.base.figures import new_figure, save_figure
+from convtrain.base.html_page import image, section, write_page
+from convtrain.evaluation.report.plots import plot_curves
+from convtrain.runs.run_dir import RunDir
 from convtrain.sweep.folders import SeedsDir, SweepDir
 
 

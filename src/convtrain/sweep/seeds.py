@@ -15,15 +15,15 @@ import math
 import queue
 from typing import Any
 
-from convtrain.config import TrainConfig
+from convtrain.base.atomic_files import write_json_atomic, write_text_atomic
+from convtrain.base.errors import ConfigError, ConvtrainError
+from convtrain.config.train_config import TrainConfig
 from convtrain.data.memory_cache import keep_datasets
-from convtrain.errors import ConfigError, ConvtrainError
-from convtrain.files import write_json_atomic, write_text_atomic
 from convtrain.sweep.folders import SeedsDir
 from convtrain.sweep.page import write_seeds_report
 from convtrain.sweep.stats import summarize
 from convtrain.sweep.workers import prefixed, start_workers, worker_device
-from convtrain.training import fit
+from convtrain.training.loop import fit
 
 HEADLINE = ("test_acc", "test_loss", "training_seconds")
 SUMMARY_LINE = (

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from convtrain.config import TrainConfig, field_names, read_yaml
-from convtrain.errors import ConfigError
-from convtrain.recipes import load_recipe
+from convtrain.base.errors import ConfigError
+from convtrain.config.recipes import load_recipe
+from convtrain.config.train_config import TrainConfig, field_names, read_yaml
 
 KINDS = ("float", "log-float", "int", "categorical")
 OBJECTIVES = {"val_acc": "maximize", "val_loss": "minimize"}

@@ -16,7 +16,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from convtrain.errors import ConfigError, ConvtrainError, reason
+from convtrain.base.errors import ConfigError, ConvtrainError, reason
 from convtrain.sweep.space import SweepSpec
 
 SPACE_ATTR = "convtrain_space"  # the study's user attribute that holds SweepSpec.fingerprint()

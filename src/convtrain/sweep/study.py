@@ -21,17 +21,17 @@ from typing import Any
 
 import yaml
 
+from convtrain.base.atomic_files import write_text_atomic
+from convtrain.base.errors import ConfigError, ConvtrainError
 from convtrain.data.memory_cache import keep_datasets
-from convtrain.defaults import DEFAULT_EPOCHS
-from convtrain.errors import ConfigError, ConvtrainError
-from convtrain.files import write_text_atomic
-from convtrain.runs.folder import RunDir, numbered
+from convtrain.runs.run_dir import RunDir, numbered
 from convtrain.sweep.folders import SweepDir
 from convtrain.sweep.outputs import write_outputs
 from convtrain.sweep.space import SweepSpec, parse_spec, read_spec
 from convtrain.sweep.storage import ask_lock, hide_password, open_storage, open_study, require_optuna
 from convtrain.sweep.workers import silenced, start_workers, worker_device
-from convtrain.training import NonFiniteLoss, fit
+from convtrain.training.epochs_and_size import DEFAULT_EPOCHS
+from convtrain.training.loop import NonFiniteLoss, fit
 
 
 def run_sweep(

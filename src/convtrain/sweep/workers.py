@@ -19,9 +19,9 @@ from typing import Any, TextIO
 
 import torch
 
-from convtrain.config import TrainConfig
+from convtrain.base.errors import ConvtrainError
+from convtrain.config.train_config import TrainConfig
 from convtrain.data.memory_cache import keep_datasets
-from convtrain.errors import ConvtrainError
 
 
 def start_workers(jobs: int, loop: Callable[..., None], *args: Any) -> list[multiprocessing.Process]:

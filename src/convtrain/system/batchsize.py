@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from convtrain.errors import first_line
+from convtrain.base.errors import first_line
 from convtrain.system.runtime import autocast
 
 CPU_BATCH_SIZE = 256  # no memory wall worth probing on the CPU: a size that keeps the cores busy

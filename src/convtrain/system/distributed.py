@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from convtrain.errors import ConfigError, first_line
-from convtrain.files import write_text_atomic
+from convtrain.base.atomic_files import write_text_atomic
+from convtrain.base.errors import ConfigError, first_line
 
 
 def world() -> tuple[int, int, int]:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from convtrain.system.arithmetic import format_arithmetic
+from convtrain.system.flop_counts import format_arithmetic
 
 PHASES = (
     "startup",  # process start -> training called: Python, torch and convtrain imports, argument parsing

@@ -25,10 +25,10 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from convtrain.base.errors import DataError, reason
 from convtrain.data.dataset import ImageData, Split
 from convtrain.data.download import download_file, md5_matches
 from convtrain.data.spec import DatasetSpec
-from convtrain.errors import DataError, reason
 
 T = TypeVar("T")
 

@@ -18,10 +18,10 @@ import csv
 import re
 from pathlib import Path
 
+from convtrain.base.errors import ConfigError, DataError, reason
 from convtrain.data.dataset import ImageData
 from convtrain.data.decode import IMAGE_EXTENSIONS, ImageBytes
-from convtrain.data.formats.folder import SPLIT_NAMES, first_few, from_files, probe_all
-from convtrain.errors import ConfigError, DataError, reason
+from convtrain.data.formats.image_folder import SPLIT_NAMES, first_few, from_files, probe_all
 
 PATH_COLUMNS = ("path", "file", "filename", "file_name", "image", "image_id", "id")
 LABEL_COLUMNS = ("label", "class", "target")

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from convtrain.base.errors import DataError, reason
 from convtrain.data.dataset import ImageData, Split
 from convtrain.data.download import download_file, md5_matches
 from convtrain.data.spec import DataFile, DatasetSpec
-from convtrain.errors import DataError, reason
 
 MAGIC = {"images": 2051, "labels": 2049}
 DIMS = {"images": 3, "labels": 1}

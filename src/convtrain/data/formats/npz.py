@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from convtrain.base.errors import DataError, reason
 from convtrain.data.dataset import ImageData, Split
-from convtrain.data.formats.folder import first_few
+from convtrain.data.formats.image_folder import first_few
 from convtrain.data.info import channel_stats
-from convtrain.errors import DataError, reason
 
 SPLIT_KEYS = {  # (images, labels) per split, in every layout accepted; compared in lower case
     "train": (("x_train", "y_train"), ("train_images", "train_labels")),

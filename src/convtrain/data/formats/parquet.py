@@ -17,10 +17,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from convtrain.base.errors import DataError, reason
 from convtrain.data.dataset import ImageData
 from convtrain.data.decode import ImageBytes
-from convtrain.data.formats.folder import first_few, from_files, probe_all
-from convtrain.errors import DataError, reason
+from convtrain.data.formats.image_folder import first_few, from_files, probe_all
 
 IMAGE_COLUMNS = ("image", "img")
 LABEL_COLUMNS = ("label", "labels", "fine_label")

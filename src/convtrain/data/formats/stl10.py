@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from convtrain.base.errors import DataError, reason
 from convtrain.data.dataset import ImageData, Split
 from convtrain.data.formats.cifar import read_folder_or_archive
 from convtrain.data.spec import DatasetSpec
-from convtrain.errors import DataError, reason
 
 SIDE = 96
 PIXELS = 3 * SIDE * SIDE

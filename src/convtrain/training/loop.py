@@ -1,0 +1,327 @@
+"""Training: fit() runs a whole job from a TrainConfig; train_one_epoch() is the plain loop.
+
+    convtrain train --dataset mnist --model lenet5 --epochs 5
+    python -c "import convtrain; print(convtrain.train(epochs=1).results)"
+
+The loop reads top to bottom: batches come from the device-resident loader already augmented and
+normalised; one autocast context covers every precision; a scaler that only acts for fp16. The
+loss is summed on the device and read back only when a line is printed, since every .item() is a
+CPU-GPU sync point.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from convtrain.base.errors import ConvtrainError
+from convtrain.config.recipes import load_recipe
+from convtrain.config.train_config import TrainConfig
+from convtrain.evaluation.scoring import score_across_ranks
+from convtrain.runs.checkpoint import TrainState, interrupts_deferred
+from convtrain.runs.run_dir import RunDir
+from convtrain.system import distributed
+from convtrain.system.runtime import autocast, backend_settings, grad_scaler, pick_device, synchronize
+from convtrain.system.timings import Timings
+from convtrain.training.optim import WeightAverage, build_optimizer, build_scheduler
+from convtrain.training.run_end import finish
+from convtrain.training.setup import Job, prepare_job
+
+
+class NonFiniteLoss(ConvtrainError):
+    """The loss became NaN or infinite."""
+
+
+def train(config: TrainConfig | None = None, **overrides: Any) -> RunDir:
+    """Train a model and return its run folder, with config, history, results and model filled in.
+
+    Keyword arguments override fields of `config`, which is never changed: calling this twice with
+    the same config and no `out` trains into two folders (runs/x, runs/x-2). `recipe="mnist-fast"`
+    applies the packaged recipe as `--recipe` does: under the other keyword arguments.
+    """
+    config = config or TrainConfig()
+    if overrides.get("recipe"):
+        overrides = load_recipe(overrides["recipe"]) | overrides
+    if overrides:
+        config = config.replace(**overrides)
+    return fit(config)
+
+
+def fit(
+    config: TrainConfig,
+    startup_seconds: float = 0.0,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> RunDir:
+    """Train from a config. `startup_seconds` is the process's start-up before this call (the CLI's
+    imports), recorded in the run's timings. `on_epoch(row)` sees each epoch's metrics.csv row once
+    it is saved; a sweep reports it to its pruner there, and whatever it raises ends the run (the run
+    folder keeps the epochs so far, and is released)."""
+    timings = Timings()
+    timings.add("startup", startup_seconds)
+    with backend_settings(config.deterministic, pick_device(config.device)):
+        job = prepare_job(config, timings=timings)
+        completed = False
+        try:
+            run = _fit(job, on_epoch)
+            completed = True
+            return run
+        except torch.cuda.OutOfMemoryError:  # the resolved batch size, not the config's (maybe unset) one
+            raise ConvtrainError(
+                f"out of GPU memory at batch size {job.config.batch_size}; lower --batch-size or use --batch-size auto"
+            ) from None
+        finally:
+            job.close()
+            job.net = job.model  # drop the DDP wrapper, which holds the process group, before the group goes
+            distributed.stop(completed)
+
+
+def _fit(job: Job, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> RunDir:
+    config, model, device, run, timings = job.config, job.model, job.device, job.run, job.timings
+    with timings.measure("model"):
+        optimizer = build_optimizer(model, config, device)
+        scheduler = build_scheduler(optimizer, config, len(job.train_loader))
+        scaler = grad_scaler(config.precision, device)
+        average = WeightAverage(model, config.ema) if config.ema else None
+        state = TrainState(model, optimizer, scheduler, scaler, average, config=config.to_dict())
+    best_weights = None
+    if config.resume:
+        with timings.measure("checkpoints"):
+            # Loaded on the CPU: load_state_dict puts each tensor on its part's device, and the RNG
+            # state must stay a CPU tensor (torch.set_rng_state refuses a GPU one).
+            state.load_state_dict(run.load_state("last"))
+            best_weights = run.load_state("best")["model"]
+        job.log(f"resumed {run.path} after epoch {state.epoch + 1} (step {state.step})")
+
+    stop_reason, training_seconds = "", sum(row["seconds"] for row in state.history)
+    if config.eval_before and not config.resume:
+        with timings.measure("validation"):
+            state.before = _measure_before(job, average)
+    try:
+        first_epoch = state.epoch + 1  # the first epoch this process trains
+        for epoch in range(first_epoch, config.epochs):
+            job.train_loader.set_epoch(epoch)
+            started = time.perf_counter()
+            train_stats = train_one_epoch(job, optimizer, scheduler, scaler, average, epoch, state.step)
+            state.step += train_stats["steps"]
+            seconds = time.perf_counter() - started
+            training_seconds += seconds
+            first = train_stats["first_step_seconds"] if epoch == first_epoch else 0.0
+            timings.add("first_step", first)
+            timings.add("training", seconds - first)
+            with timings.measure("validation"):
+                val = validate(job, average)
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": train_stats["loss"],
+                "train_acc": train_stats["accuracy"],
+                "val_loss": val.get("loss", float("nan")),
+                "val_acc": val.get("accuracy", float("nan")),
+                "lr": optimizer.param_groups[0]["lr"],
+                "seconds": seconds,
+                "images_per_second": train_stats["images"] / seconds,
+            }
+            # Ctrl-C waits until the epoch is recorded and its files are whole: last.pt, best.pt and
+            # metrics.csv then all hold this epoch, and the message below names it.
+            with interrupts_deferred():
+                state.history.append(row)
+                state.epoch = epoch
+                value = _monitored(row, config.monitor)
+                improved = is_better(value, state.best_value, config.monitor)
+                if improved:
+                    state.best_value = value
+                    weights = average.state_dict() if average else model.state_dict()
+                    best_weights = {
+                        k: v.detach().clone() for k, v in weights.items()
+                    }  # every rank keeps its own
+                if distributed.is_main():
+                    with timings.measure("checkpoints"):
+                        if improved:
+                            best = {"model": best_weights, "epoch": epoch + 1, config.monitor: value}
+                            run.save_weights("best", best)
+                        run.save_weights("last", state.state_dict())
+                        run.write_metrics(state.history)
+                    job.log_epoch(row, config.epochs, improved)
+            if on_epoch is not None:
+                on_epoch(row)
+            stop_reason = _stop_reason(config, state, training_seconds)
+            if stop_reason:
+                job.log(stop_reason)
+                break
+    except KeyboardInterrupt:
+        job.log(
+            f"interrupted; last.pt holds epoch {len(state.history)}. Continue with: convtrain train --resume {run.path}"
+        )
+        weights = best_weights if best_weights is not None else _current_weights(model, average)
+        run.remember(config=config, history=state.history, results={"interrupted": True})
+        _remember_model(job, weights)
+        return run
+
+    tested = _current_weights(model, average) if config.test_weights == "last" else best_weights
+    results = finish(job, state.history, tested, training_seconds, stop_reason, state.before)
+    run.remember(config=config, history=state.history, results=results)
+    _remember_model(job, tested if tested is not None else _current_weights(model, average))
+    return run
+
+
+def _current_weights(model: nn.Module, average: WeightAverage | None) -> dict[str, torch.Tensor]:
+    """The weights as they are now: the averaged ones with EMA (what last.pt's load_model returns)."""
+    return average.state_dict() if average else model.state_dict()
+
+
+def _remember_model(job: Job, weights: dict[str, torch.Tensor]) -> None:
+    """run.model: a CPU copy of the weights the run measured (what load_model() returns), rebuilt
+    from the model card, never the live training network (on the GPU, maybe channels_last). Other
+    ranks leave it to be read from disk when asked."""
+    if distributed.is_main():
+        job.run.remember(model=job.run.model_with(weights))
+
+
+def _measure_before(job: Job, average: WeightAverage | None) -> dict[str, float]:
+    """--eval-before: the epoch-eval split measured with the untrained weights."""
+    split = job.config.epoch_eval
+    measured = validate(job, average)
+    if not measured:
+        job.log(
+            "--eval-before: there is no validation split to measure (set --val-split or --epoch-eval test)"
+        )
+        return {}
+    job.log(
+        f"before training: {split} loss {measured['loss']:.4f}  accuracy {100 * measured['accuracy']:.2f}%"
+    )
+    return {f"before_{split}_{k}": measured[k] for k in ("loss", "accuracy")}
+
+
+def _stop_reason(config: TrainConfig, state: TrainState, training_seconds: float) -> str:
+    epochs_since_best = len(state.history) - 1 - _best_index(state.history, config.monitor)
+    if config.max_steps and state.step >= config.max_steps:
+        return f"reached --max-steps {config.max_steps}"
+    if config.patience and epochs_since_best >= config.patience:
+        return f"early stop: {config.monitor} has not improved for {config.patience} epochs"
+    if config.max_time and training_seconds >= config.max_time:
+        return f"reached --max-time {config.max_time:g}s"
+    return ""
+
+
+def train_step(
+    net: nn.Module,
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    precision: str,
+    grad_clip: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step, the only one in convtrain (the epoch loop, lr-find and the data check's
+    fold models call it): forward under autocast, backward through the scaler (which acts for fp16
+    only), gradient clipping, step. Returns (loss, logits), still on the device."""
+    with autocast(precision, x.device):
+        logits = net(x)  # (B, K)
+        loss = criterion(logits.float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    return loss, logits
+
+
+def train_one_epoch(
+    job: Job, optimizer, scheduler, scaler, average, epoch: int, first_step: int
+) -> dict[str, Any]:
+    """One pass over the training loader. Returns mean loss/accuracy, images seen and steps taken."""
+    config, net, criterion = job.config, job.net, job.criterion
+    job.train_mode(epoch)  # net.train(), with the backbone frozen for --freeze-epochs
+    # Running sums stay on the device (no sync per step). A non-finite loss makes loss_sum
+    # non-finite for the rest of the epoch, so counting the steps after which it is still finite
+    # finds the first bad step without a per-step branch: two small ops instead of five.
+    loss_sum = torch.zeros((), device=job.device)
+    correct = torch.zeros((), device=job.device, dtype=torch.int64)
+    finite_steps = torch.zeros((), device=job.device, dtype=torch.int64)
+    images, steps, first_step_seconds = 0, 0, 0.0
+    started = time.perf_counter()
+    progress = job.progress(len(job.train_loader), epoch)
+    for x, y in job.train_loader:  # x: (B, C, H, W) normalised; y: (B,) labels or (B, K) soft targets
+        loss, logits = train_step(net, criterion, optimizer, scaler, x, y, config.precision, config.grad_clip)
+        scheduler.step()
+        if average is not None:
+            average.update(job.model)
+
+        loss_sum.add_(loss.detach(), alpha=len(x))
+        finite_steps += torch.isfinite(loss_sum)
+        labels = y if y.dim() == 1 else y.argmax(1)
+        correct += (logits.argmax(1) == labels).sum()
+        images += len(x)
+        steps += 1
+        if steps == 1:  # the first step pays lazy imports and kernel selection: timed apart
+            synchronize(job.device)  # one sync per epoch: the time of the work, not of its launch
+            first_step_seconds = time.perf_counter() - started
+        if progress.wants_update(steps):  # on a timer: each update reads the sums back (a sync)
+            _check_finite(finite_steps, steps, first_step, epoch, job)
+            progress.update(steps, loss_sum.item(), correct.item(), images)
+        if config.max_steps and first_step + steps >= config.max_steps:
+            break
+    _check_finite(finite_steps, steps, first_step, epoch, job)
+    totals = distributed.sum_across_ranks(
+        torch.stack(
+            [
+                loss_sum.double(),
+                correct.double(),
+                torch.tensor(float(images), device=job.device, dtype=torch.float64),
+            ]
+        )
+    ).tolist()  # the epoch's one read-back
+    progress.close()
+    count = max(1.0, totals[2])
+    return {
+        "loss": totals[0] / count,
+        "accuracy": totals[1] / count,
+        "images": images,
+        "steps": steps,
+        "first_step_seconds": first_step_seconds,
+    }
+
+
+def validate(job: Job, average: WeightAverage | None) -> dict[str, float]:
+    """Loss and accuracy on the validation split, with the averaged weights when EMA is on."""
+    if job.val_loader is None:
+        return {}
+    return score_across_ranks(job.eval_model(average), job.val_loader, job.num_classes, job.config.precision)
+
+
+def is_better(value: float, best: float | None, monitor: str) -> bool:
+    """The one rule for "did it improve": a lower val_loss or a higher val_acc (None: no best yet).
+    It picks best.pt, drives --patience, and marks an epoch's line with '*'."""
+    return best is None or (value < best if monitor == "val_loss" else value > best)
+
+
+def _monitored(row: dict[str, Any], monitor: str) -> float:
+    value = row[monitor]
+    if value != value:  # no validation split: fall back to the training loss/accuracy
+        value = row["train_" + monitor.removeprefix("val_")]
+    return value
+
+
+def _best_index(history: list[dict[str, Any]], monitor: str) -> int:
+    """The epoch (from 0) of the best monitored value so far: the first one, on a tie."""
+    best_index, best = 0, None
+    for index, row in enumerate(history):
+        value = _monitored(row, monitor)
+        if is_better(value, best, monitor):
+            best_index, best = index, value
+    return best_index
+
+
+def _check_finite(finite_steps: torch.Tensor, steps: int, first_step: int, epoch: int, job: Job) -> None:
+    finite = int(finite_steps)  # a sync point, taken only when a line is printed and at epoch end
+    if finite < steps:
+        raise NonFiniteLoss(
+            f"loss became non-finite at step {first_step + finite} (epoch {epoch + 1}); lower --lr, add --grad-clip 1.0 "
+            f"or use --precision fp32. The last good checkpoint is {job.run.last_path}"
+        )
