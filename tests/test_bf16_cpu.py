@@ -83,3 +83,27 @@ def test_bf16_validation_follows_fp32_after_the_first_epoch(shared_datasets, tmp
     fp32 = _first_epoch_val(shared_datasets, tmp_path, "fp32")
     bf16 = _first_epoch_val(shared_datasets, tmp_path, "bf16")
     assert fp32 > 0.9 and abs(bf16 - fp32) <= 0.01, (fp32, bf16)
+
+
+@pytest.mark.parametrize(("value", "units"), [("none", None), ("AVX512-BF16", "AVX512-BF16"), ("AMX", "AMX")])
+def test_the_cpu_kind_can_be_faked_for_the_whole_process(monkeypatch, value, units):
+    """.ci/run runs the cpu_precision tests under each value, so every CPU kind's auto is tried on any."""
+    monkeypatch.setenv(runtime.CPU_UNITS_ENV, value)
+    assert runtime.cpu_bf16_units() == units
+    assert runtime.choose_precision("auto", CPU, "fastnet-tiny", True)[0] == (
+        "fp32" if units is None else "bf16"
+    )
+
+
+def test_a_cpu_kind_that_is_none_of_them_is_one_line(monkeypatch):
+    from convtrain.base.errors import ConfigError
+
+    monkeypatch.setenv(runtime.CPU_UNITS_ENV, "avx2")
+    with pytest.raises(
+        ConfigError, match=r"CONVTRAIN_CPU_BF16_UNITS='avx2' is not a CPU kind; use none, AVX512-BF16"
+    ):
+        runtime.cpu_bf16_units()
+
+
+def test_auto_is_the_default_precision():
+    assert TrainConfig().precision == "auto"

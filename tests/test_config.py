@@ -141,6 +141,7 @@ def test_models_lists_what_each_model_trains_with(capsys):
     assert "every other model: batch_size 128, lr 0.05, momentum 0.9" in out
 
 
+@pytest.mark.cpu_precision
 def test_a_run_records_the_options_its_model_brought(tmp_path):
     import convtrain
 

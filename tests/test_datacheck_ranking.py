@@ -89,6 +89,7 @@ def test_top_ranks_planted_test_flips_first_in_json_csv_and_page(test_flips_npz,
     ]
 
 
+@pytest.mark.cpu_precision
 def test_train_and_test_checked_use_folds_and_rank_both(test_flips_npz, tmp_path):
     path, flipped = test_flips_npz
     result = check(

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from convtrain.cli import main
@@ -65,6 +66,7 @@ def test_tiny_images_are_upscaled_to_the_model_minimum():
     assert same is data and note == ""
 
 
+@pytest.mark.cpu_precision
 def test_bare_train_on_8x8_arrays_runs(tmp_path, capsys):
     rng = np.random.default_rng(0)
     path = tmp_path / "8x8.npz"

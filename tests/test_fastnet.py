@@ -127,6 +127,7 @@ def test_a_checkpoint_with_a_trained_whitening_bias_loads_into_the_frozen_one():
     assert torch.equal(model.whiten.bias, trained.whiten.bias)
 
 
+@pytest.mark.cpu_precision
 def test_resuming_a_run_saved_while_the_whitening_bias_trained_is_one_line(
     tiny_npz, tmp_path, monkeypatch, capsys
 ):
@@ -193,6 +194,7 @@ def test_output_and_feature_shapes(name, channels, size, features):
     assert torch.allclose(logits, expected, atol=1e-6)  # the head is scaled by 1/9
 
 
+@pytest.mark.cpu_precision
 def test_fastnet_trains_through_convtrain_and_is_fitted_to_the_data(tiny_npz, tmp_path):
     run = convtrain.train(
         dataset=f"npz:{tiny_npz}",

@@ -26,6 +26,10 @@ class CheckpointError(ConvtrainError):
     """A run folder or checkpoint that is missing, mismatched, or unsafe to load."""
 
 
+class DiskError(ConvtrainError):
+    """A file that could not be written: its disk is full or read-only, or its folder is gone."""
+
+
 class ImageError(ConvtrainError):
     """An image file that cannot be read or converted."""
 

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from convtrain.base.atomic_files import atomic_write
-from convtrain.base.errors import DataWarning
+from convtrain.base.errors import DataWarning, DiskError
 from convtrain.data.dataset import ImageData, Split
 
 VERSION = 1  # bump when the layout of a cache file changes
@@ -87,9 +87,12 @@ def cached_dataset(
         return data
     try:
         _save(path, data, digest)
-    except OSError as error:  # a read-only or full cache folder costs speed, never the run
+    except (OSError, DiskError) as error:  # a read-only or full cache folder costs speed, never the run
+        why = error.strerror if isinstance(error, OSError) else str(error).split("; ")[0]
         warnings.warn(
-            f"could not write the decoded-image cache {path} ({error.strerror})", DataWarning, stacklevel=3
+            f"skipped the decoded-image cache ({why}); the run goes on, and decodes the images again next time",
+            DataWarning,
+            stacklevel=3,
         )
     return data
 

@@ -29,8 +29,27 @@ from convtrain.system.runtime import rng_state, set_rng_state
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write `state` atomically; one that cannot fit on the disk is refused before a byte is written."""
     with interrupts_deferred():
-        atomic_write(path, lambda file: torch.save(state, file))
+        atomic_write(path, lambda file: torch.save(state, file), size=checkpoint_bytes(state))
+
+
+def checkpoint_bytes(state: Any) -> int:
+    """About what torch.save writes for `state`: its tensors' bytes, plus a zip record for each and
+    the pickled rest (an upper bound within a few kB)."""
+    tensors = list(_tensors(state))
+    return sum(t.untyped_storage().nbytes() for t in tensors) + 128 * len(tensors) + 64_000
+
+
+def _tensors(value: Any) -> Iterator[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _tensors(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _tensors(item)
 
 
 @contextmanager

@@ -58,7 +58,13 @@ class RunLock:
                     f"run folder {self.path.parent} was left by process {stale.get('pid', '?')} on "
                     f"{stale.get('host', '?')}, which is no longer running; continue it with --resume {self.path.parent}"
                 )
-            _write_holder(fd)
+            try:
+                _write_holder(fd)
+            except OSError:  # a full or read-only disk: leave no lock file behind (the caller says why)
+                os.close(fd)
+                if stale is None:
+                    self.path.unlink(missing_ok=True)
+                raise
             self.fd = fd
             if stale is None:
                 return ""

@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from convtrain.base.errors import ConvtrainError
+from convtrain.base.atomic_files import disk_error, os_error_in
+from convtrain.base.errors import ConvtrainError, DiskError
 from convtrain.config.recipes import load_recipe
 from convtrain.config.train_config import TrainConfig
 from convtrain.evaluation.scoring import score_across_ranks
@@ -73,6 +74,12 @@ def fit(
             raise ConvtrainError(
                 f"out of GPU memory at batch size {job.config.batch_size}; lower --batch-size or use --batch-size auto"
             ) from None
+        except (DiskError, OSError) as error:  # ours from atomic_write, or TensorBoard's own event file
+            cause = os_error_in(error)
+            if not isinstance(error, DiskError) and cause is None:
+                raise
+            line = str(error) if isinstance(error, DiskError) else str(disk_error(job.run.path, cause))
+            raise DiskError(f"{line}. {_what_is_kept(job.run)}") from None
         finally:
             job.close()
             job.net = job.model  # drop the DDP wrapper, which holds the process group, before the group goes
@@ -165,6 +172,17 @@ def _fit(job: Job, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> 
     run.remember(config=config, history=state.history, results=results)
     _remember_model(job, tested if tested is not None else _current_weights(model, average))
     return run
+
+
+def _what_is_kept(run: RunDir) -> str:
+    """After a disk problem: what the run folder still holds, and how to go on once there is room."""
+    if not run.weights_path("last").is_file():
+        return "Nothing was saved yet: once there is room, train again"
+    try:
+        epoch = run.load_state("last")["epoch"] + 1
+    except ConvtrainError:
+        return f"Once there is room, continue with: convtrain train --resume {run.path}"
+    return f"last.pt is whole and holds epoch {epoch}: once there is room, continue with: convtrain train --resume {run.path}"
 
 
 def _current_weights(model: nn.Module, average: WeightAverage | None) -> dict[str, torch.Tensor]:

@@ -6,6 +6,7 @@ unknown model, a missing dataset, a run folder that is taken) fails here, before
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import time
@@ -30,6 +31,7 @@ from convtrain.evaluation.scoring import Scored
 from convtrain.models import build_model, init_weights
 from convtrain.models.heads import Freezer
 from convtrain.models.hooks import FitsToData
+from convtrain.runs.checkpoint import checkpoint_bytes
 from convtrain.runs.run_dir import RunDir
 from convtrain.system import distributed
 from convtrain.system.progress import Progress
@@ -118,7 +120,8 @@ class Job:
     def close(self) -> None:
         """Flush TensorBoard and give the run folder up (also after an error or Ctrl-C)."""
         if self.writer is not None:
-            self.writer.close()
+            with contextlib.suppress(OSError):  # a full disk: the run's own error says so, events are extra
+                self.writer.close()
             self.writer = None
         self.run.release()
 
@@ -194,6 +197,7 @@ def _build(config: TrainConfig, run: RunDir, device: torch.device, record: bool,
     criterion = _criterion(config, data, train_split, device)
     writer = None
     if record and distributed.is_main():
+        _check_room(config, run, model)
         writer = record_run(config, run, data, weights_origin)
         announce(
             config, device, channels_last, data, train_split, val_split, run, chosen, [*notes, note], started
@@ -214,6 +218,17 @@ def _build(config: TrainConfig, run: RunDir, device: torch.device, record: bool,
         timings,
         freezer,
     )
+
+
+def _check_room(config: TrainConfig, run: RunDir, model: nn.Module) -> None:
+    """A run whose checkpoints and pictures cannot fit on its disk is refused before its first epoch,
+    not when epoch 9 of 10 fails to save. last.pt holds the weights, the optimizer's state (SGD's
+    momentum buffer, Adam's two moments: made at the first step, so counted here) and the EMA."""
+    weights = checkpoint_bytes(model.state_dict())
+    slots = 2 if config.optimizer in ("adam", "adamw") else int(bool(config.momentum))
+    trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    last = weights * (2 if config.ema else 1) + slots * trainable
+    run.check_room(last, weights, config.plots, resumed=bool(config.resume))
 
 
 def _load(config: TrainConfig, run: RunDir, record: bool) -> tuple[ImageData, list[str]]:
