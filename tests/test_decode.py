@@ -260,12 +260,12 @@ def test_folder_too_big_for_memory_streams_with_a_note(tmp_path):
 
 def test_train_streams_a_folder_that_does_not_fit(tmp_path, monkeypatch, capsys):
     from convtrain.cli import main
-    from convtrain.data.formats import folder
+    from convtrain.data.formats import image_folder
 
     for c in ("a", "b"):
         for i in range(4):
             _gradient(tmp_path / "photos" / c / f"{i}.jpg", (400, 300))
-    monkeypatch.setattr(folder, "available_memory", lambda: 1000)  # bytes free, as the reader sees it
+    monkeypatch.setattr(image_folder, "available_memory", lambda: 1000)  # bytes free, as the reader sees it
     code = main(
         ["train", "--dataset", f"folder:{tmp_path / 'photos'}", "--out", str(tmp_path / "run"), "--epochs", "1",
          "--batch-size", "4", "--val-split", "0", "--no-plots", "--no-cache", "--workers", "0", "--quiet"]

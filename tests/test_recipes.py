@@ -29,7 +29,7 @@ from convtrain.models import build_model
 from convtrain.training.optim import build_optimizer
 from test_data_named import NAMED_RECIPES
 
-RECIPE_DIR = Path(__file__).resolve().parents[1] / "src" / "convtrain" / "recipes"
+RECIPE_DIR = Path(__file__).resolve().parents[1] / "src" / "convtrain" / "config" / "recipes"
 REAL_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 # What each tutorial fixes, as the issue states it; the recipe must carry exactly these values.
