@@ -10,16 +10,13 @@ import pytest
 import torch
 
 import convtrain
-from convtrain.config.train_config import TrainConfig
 from convtrain.runs.run_dir import RunDir
 from convtrain.training import loop, setup
+from helpers import tiny_config
 
 
 def tiny(npz, out, **options):
-    values = dict(
-        dataset=f"npz:{npz}", model="lenet5", batch_size=64, lr=0.05, out=str(out), quiet=True, plots=False
-    )
-    return TrainConfig(**{**values, **options})
+    return tiny_config(npz, out, **{"lr": 0.05, **options})
 
 
 def finite(run) -> bool:

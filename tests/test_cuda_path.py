@@ -24,11 +24,9 @@ from convtrain.system.batchsize import find_batch_size
 from convtrain.system.runtime import backend_settings
 from convtrain.training import loop
 from convtrain.training.optim import WeightAverage, build_optimizer
+from helpers import tiny_config
 
-
-def tiny(npz, out, **options):
-    values = dict(dataset=f"npz:{npz}", model="lenet5", batch_size=64, out=str(out), quiet=True, plots=False)
-    return TrainConfig(**{**values, **options})
+tiny = tiny_config  # LeNet-5 on tiny_npz (tests/helpers.py)
 
 
 # ----- crashes -----

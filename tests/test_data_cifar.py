@@ -46,8 +46,14 @@ def test_cifar10_folder(tmp_path):
     data = load_dataset("cifar10", str(tmp_path), download=False)
     _same(data, files)
     assert data.classes == list(CIFAR10_CLASSES) and (data.channels, data.image_size) == (3, 32)
-    assert data.mean == DATASETS["cifar10"].mean and data.notes == []
+    assert data.mean == DATASETS["cifar10"].mean
     assert data.source == str(tmp_path / "cifar-10-batches-py")
+    # written here, so none is the official file: said once, and read all the same
+    assert data.notes == [
+        f"{tmp_path / 'cifar-10-batches-py'}: data_batch_1, data_batch_2, data_batch_3, data_batch_4, "
+        "data_batch_5, test_batch differ from the official cifar10 files (md5): reading them since their "
+        "format checks out"
+    ]
 
 
 def test_cifar10_archive_is_unpacked_once_and_kept(tmp_path):
@@ -56,9 +62,12 @@ def test_cifar10_archive_is_unpacked_once_and_kept(tmp_path):
         data = load_dataset("cifar10", str(tmp_path), download=False)
     _same(data, files)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cifar-10-batches-py", "cifar-10-python.tar.gz"]
-    again = load_dataset("cifar10", str(tmp_path), download=False)  # now from the folder, no md5 to check
+    again = load_dataset("cifar10", str(tmp_path), download=False)  # now from the folder: its batches' md5
     _same(again, files)
-    assert again.notes == [] and again.source == str(tmp_path / "cifar-10-batches-py")
+    assert again.source == str(tmp_path / "cifar-10-batches-py")
+    assert (
+        len(again.notes) == 1 and "test_batch differ from the official cifar10 files (md5)" in again.notes[0]
+    )
 
 
 @pytest.mark.parametrize("archive", [False, True])

@@ -26,10 +26,10 @@ from convtrain.base import atomic_files
 from convtrain.base.atomic_files import atomic_write, write_text_atomic
 from convtrain.base.errors import DataWarning, DiskError
 from convtrain.cli import main
-from convtrain.config.train_config import TrainConfig
 from convtrain.data.registry import load_dataset
 from convtrain.runs.checkpoint import checkpoint_bytes, load_checkpoint, save_checkpoint
 from convtrain.training.loop import fit
+from helpers import tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -43,11 +43,6 @@ def _full_disk_at_fsync(monkeypatch) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(atomic_files.os, "fsync", fsync)
-
-
-def _tiny(npz: Path, out: Path, **options) -> TrainConfig:
-    values = dict(dataset=f"npz:{npz}", model="lenet5", batch_size=64, out=str(out), quiet=True, plots=False)
-    return TrainConfig(**(values | options))
 
 
 @pytest.fixture
@@ -188,7 +183,7 @@ def test_a_decoded_cache_that_cannot_be_written_is_skipped_with_a_note(tmp_path,
 
 
 def test_a_run_that_fills_the_disk_keeps_the_last_checkpoint_and_resumes(tiny_npz, tmp_path, monkeypatch):
-    config = _tiny(tiny_npz, tmp_path / "run", epochs=3)
+    config = tiny_config(tiny_npz, tmp_path / "run", epochs=3)
 
     def full_after_the_first_epoch(row):
         if row["epoch"] == 1:
@@ -258,7 +253,7 @@ def test_a_real_small_disk_refuses_a_run_that_cannot_fit_and_resumes_one_that_fi
     assert "the pictures and report) needs " in capsys.readouterr().err
     assert not (small_disk / "pictured").exists()
 
-    config = _tiny(tiny_npz, small_disk / "run", epochs=3)
+    config = tiny_config(tiny_npz, small_disk / "run", epochs=3)
     filler = []
     with pytest.raises(DiskError) as raised:
         fit(config, on_epoch=lambda row: filler.append(_fill(small_disk)) if row["epoch"] == 1 else None)

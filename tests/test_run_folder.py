@@ -14,6 +14,7 @@ import torch
 import yaml
 
 import convtrain
+import helpers
 from convtrain.base.errors import CheckpointError, ConfigError
 from convtrain.cli import main
 from convtrain.config.train_config import TrainConfig
@@ -24,8 +25,7 @@ SRC = str(Path(convtrain.__file__).resolve().parents[1])
 
 
 def tiny_config(npz: Path, **changes) -> TrainConfig:
-    values = dict(dataset=f"npz:{npz}", model="lenet5", epochs=1, batch_size=64, quiet=True, plots=False)
-    return TrainConfig(**{**values, **changes})
+    return helpers.tiny_config(npz, **{"epochs": 1, **changes})
 
 
 def cli(npz: Path, out: Path, *extra: str) -> list[str]:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import convtrain.data.memory_cache as memory_cache
+import helpers
 from convtrain.config.train_config import TrainConfig
 from convtrain.sweep import train_seeds
 from convtrain.sweep.stats import summarize, t_quantile
@@ -18,17 +19,7 @@ TIMING = ("seconds", "images_per_second", "timings")  # wall-clock numbers diffe
 
 
 def tiny_config(npz, out) -> TrainConfig:
-    return TrainConfig(
-        dataset=f"npz:{npz}",
-        model="lenet5",
-        epochs=1,
-        batch_size=64,
-        lr=0.02,
-        limit_train=256,
-        quiet=True,
-        plots=False,
-        out=str(out),
-    )
+    return helpers.tiny_config(npz, out, epochs=1, lr=0.02, limit_train=256)
 
 
 def deterministic(summary: dict) -> dict:

@@ -11,9 +11,10 @@ a val or test image, and one or two trainings cost less than K.
 The models train without label smoothing and without mixup/cutmix (both cap or blend the
 confidence the check reads), and their softmax is read as it is: no temperature, no calibration.
 
-This is a lean loop over tensors already in memory, built from convtrain's own parts (the zoo, the
-device loader, the optimizer and schedule of the recipe, training's own `train_step` with its
-gradient scaler for fp16 and clipping), without run folders, checkpoints or pictures. One data
+This is a lean loop over tensors already in memory, built with the set-up's own builders
+(training/setup.py: the network initialised and fitted to the data, channels_last, the optimizer,
+schedule and scaler, the loss with class weights) and stepped by training's own `train_step`,
+without run folders, checkpoints or pictures. One data
 pipeline serves every model: each split is copied to the device once (`on_device`), and every
 fold's training and scoring loader serves its part of that copy by index (`rows`), copying nothing.
 
@@ -37,20 +38,17 @@ from convtrain.data.augment import parse_augment
 from convtrain.data.dataset import ImageData, Split
 from convtrain.data.loader import make_loader
 from convtrain.data.pixels import normalize
-from convtrain.models import build_model, init_weights
-from convtrain.models.hooks import FitsToData
 from convtrain.system.runtime import (
     autocast,
     check_precision,
-    grad_scaler,
     pick_device,
     seed_everything,
     use_channels_last,
 )
 from convtrain.training.epochs_and_size import DEFAULT_EPOCHS
 from convtrain.training.loop import train_step
-from convtrain.training.optim import build_optimizer, build_scheduler
 from convtrain.training.resolve import auto_precision
+from convtrain.training.setup import fresh_network, loss_function, network_to_device, optimization
 
 DEFAULT_RECIPE = "mnist-fast"
 # Without --recipe, the check trains mnist-fast's network and rules for 3 epochs with 2-px shifts
@@ -142,14 +140,11 @@ def on_device(split: Split, device: torch.device) -> Split:
 def _train_fold(
     split: Split, rows: torch.Tensor, data: ImageData, config: TrainConfig, device: torch.device, seed: int
 ) -> nn.Module:
-    """A fresh network trained on the images of `split` at positions `rows` (device tensors)."""
+    """A fresh network trained on the images of `split` at positions `rows` (device tensors), built
+    with the set-up's own builders (training/setup.py) and stepped by training's own train_step."""
     seed_everything(seed)
-    channels_last = use_channels_last(config.channels_last, device, config.precision)
-    model = build_model(config.model, data.channels, data.num_classes, data.image_size)
-    init_weights(model, config.init)
-    if isinstance(model, FitsToData):  # fitted on the CPU, where the fresh network still is
-        model.fit_to_data(normalize(split.images[rows[:5000]].cpu(), data.mean, data.std))
-    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    sample = normalize(split.images[rows[:5000]].cpu(), data.mean, data.std)  # fitted on the CPU
+    model, channels_last = network_to_device(fresh_network(config, data, sample), config, device)
     loader = make_loader(
         split,
         data,
@@ -162,10 +157,8 @@ def _train_fold(
         channels_last=channels_last,
         drop_last=config.drop_last,
     )
-    optimizer = build_optimizer(model, config, device)
-    scheduler = build_scheduler(optimizer, config, len(loader))
-    scaler = grad_scaler(config.precision, device)  # acts for fp16 only, as in training
-    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    optimizer, scheduler, scaler, _ = optimization(model, config.replace(ema=0.0), device, len(loader))
+    criterion = loss_function(config, data, split.labels[rows], device)
     model.train()
     for epoch in range(config.epochs or DEFAULT_EPOCHS):  # folds are small: no auto epochs
         loader.set_epoch(epoch)

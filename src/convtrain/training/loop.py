@@ -26,9 +26,8 @@ from convtrain.evaluation.scoring import score_across_ranks
 from convtrain.runs.checkpoint import TrainState, interrupts_deferred
 from convtrain.runs.run_dir import RunDir
 from convtrain.system import distributed
-from convtrain.system.runtime import autocast, backend_settings, grad_scaler, pick_device, synchronize
+from convtrain.system.runtime import autocast, backend_settings, pick_device, synchronize
 from convtrain.system.timings import Timings
-from convtrain.training.optim import WeightAverage, build_optimizer, build_scheduler
 from convtrain.training.run_end import finish
 from convtrain.training.setup import Job, prepare_job
 
@@ -87,71 +86,19 @@ def fit(
 
 
 def _fit(job: Job, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> RunDir:
-    config, model, device, run, timings = job.config, job.model, job.device, job.run, job.timings
-    with timings.measure("model"):
-        optimizer = build_optimizer(model, config, device)
-        scheduler = build_scheduler(optimizer, config, len(job.train_loader))
-        scaler = grad_scaler(config.precision, device)
-        average = WeightAverage(model, config.ema) if config.ema else None
-        state = TrainState(model, optimizer, scheduler, scaler, average, config=config.to_dict())
-    best_weights = None
-    if config.resume:
-        with timings.measure("checkpoints"):
-            # Loaded on the CPU: load_state_dict puts each tensor on its part's device, and the RNG
-            # state must stay a CPU tensor (torch.set_rng_state refuses a GPU one).
-            state.load_state_dict(run.load_state("last"))
-            best_weights = run.load_state("best")["model"]
-        job.log(f"resumed {run.path} after epoch {state.epoch + 1} (step {state.step})")
-
-    stop_reason, training_seconds = "", sum(row["seconds"] for row in state.history)
+    """The run as a list of steps: resume, measure before, the epochs, the end."""
+    config, run, state = job.config, job.run, job.state
+    best_weights = _resume(job) if config.resume else None
     if config.eval_before and not config.resume:
-        with timings.measure("validation"):
-            state.before = _measure_before(job, average)
+        with job.timings.measure("validation"):
+            state.before = _measure_before(job)
+    stop_reason, training_seconds = "", sum(row["seconds"] for row in state.history)
     try:
         first_epoch = state.epoch + 1  # the first epoch this process trains
         for epoch in range(first_epoch, config.epochs):
-            job.train_loader.set_epoch(epoch)
-            started = time.perf_counter()
-            train_stats = train_one_epoch(job, optimizer, scheduler, scaler, average, epoch, state.step)
-            state.step += train_stats["steps"]
-            seconds = time.perf_counter() - started
-            training_seconds += seconds
-            first = train_stats["first_step_seconds"] if epoch == first_epoch else 0.0
-            timings.add("first_step", first)
-            timings.add("training", seconds - first)
-            with timings.measure("validation"):
-                val = validate(job, average)
-            row = {
-                "epoch": epoch + 1,
-                "train_loss": train_stats["loss"],
-                "train_acc": train_stats["accuracy"],
-                "val_loss": val.get("loss", float("nan")),
-                "val_acc": val.get("accuracy", float("nan")),
-                "lr": optimizer.param_groups[0]["lr"],
-                "seconds": seconds,
-                "images_per_second": train_stats["images"] / seconds,
-            }
-            # Ctrl-C waits until the epoch is recorded and its files are whole: last.pt, best.pt and
-            # metrics.csv then all hold this epoch, and the message below names it.
-            with interrupts_deferred():
-                state.history.append(row)
-                state.epoch = epoch
-                value = _monitored(row, config.monitor)
-                improved = is_better(value, state.best_value, config.monitor)
-                if improved:
-                    state.best_value = value
-                    weights = average.state_dict() if average else model.state_dict()
-                    best_weights = {
-                        k: v.detach().clone() for k, v in weights.items()
-                    }  # every rank keeps its own
-                if distributed.is_main():
-                    with timings.measure("checkpoints"):
-                        if improved:
-                            best = {"model": best_weights, "epoch": epoch + 1, config.monitor: value}
-                            run.save_weights("best", best)
-                        run.save_weights("last", state.state_dict())
-                        run.write_metrics(state.history)
-                    job.log_epoch(row, config.epochs, improved)
+            row = _train_and_measure(job, epoch, first=epoch == first_epoch)
+            training_seconds += row["seconds"]
+            best_weights = _record_epoch(job, row, best_weights)
             if on_epoch is not None:
                 on_epoch(row)
             stop_reason = _stop_reason(config, state, training_seconds)
@@ -162,16 +109,81 @@ def _fit(job: Job, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> 
         job.log(
             f"interrupted; last.pt holds epoch {len(state.history)}. Continue with: convtrain train --resume {run.path}"
         )
-        weights = best_weights if best_weights is not None else _current_weights(model, average)
+        weights = best_weights if best_weights is not None else job.current_weights()
         run.remember(config=config, history=state.history, results={"interrupted": True})
         _remember_model(job, weights)
         return run
 
-    tested = _current_weights(model, average) if config.test_weights == "last" else best_weights
+    tested = job.current_weights() if config.test_weights == "last" else best_weights
     results = finish(job, state.history, tested, training_seconds, stop_reason, state.before)
     run.remember(config=config, history=state.history, results=results)
-    _remember_model(job, tested if tested is not None else _current_weights(model, average))
+    _remember_model(job, tested if tested is not None else job.current_weights())
     return run
+
+
+def _resume(job: Job) -> dict[str, torch.Tensor]:
+    """The state of last.pt loaded into the job's; the best weights so far, from best.pt."""
+    with job.timings.measure("checkpoints"):
+        # Loaded on the CPU: load_state_dict puts each tensor on its part's device, and the RNG
+        # state must stay a CPU tensor (torch.set_rng_state refuses a GPU one).
+        job.state.load_state_dict(job.run.load_state("last"))
+        best_weights = job.run.load_state("best")["model"]
+    job.log(f"resumed {job.run.path} after epoch {job.state.epoch + 1} (step {job.state.step})")
+    return best_weights
+
+
+def _train_and_measure(job: Job, epoch: int, first: bool) -> dict[str, Any]:
+    """One epoch trained and validated: its metrics.csv row."""
+    job.train_loader.set_epoch(epoch)
+    started = time.perf_counter()
+    train_stats = train_one_epoch(job, epoch)
+    job.state.step += train_stats["steps"]
+    seconds = time.perf_counter() - started
+    first_step = train_stats["first_step_seconds"] if first else 0.0
+    job.timings.add("first_step", first_step)
+    job.timings.add("training", seconds - first_step)
+    with job.timings.measure("validation"):
+        val = validate(job)
+    return {
+        "epoch": epoch + 1,
+        "train_loss": train_stats["loss"],
+        "train_acc": train_stats["accuracy"],
+        "val_loss": val.get("loss", float("nan")),
+        "val_acc": val.get("accuracy", float("nan")),
+        "lr": job.state.optimizer.param_groups[0]["lr"],
+        "seconds": seconds,
+        "images_per_second": train_stats["images"] / seconds,
+    }
+
+
+def _record_epoch(
+    job: Job, row: dict[str, Any], best_weights: dict[str, torch.Tensor] | None
+) -> dict[str, torch.Tensor] | None:
+    """The epoch into the state and its files; the best weights so far (this epoch's if it improved).
+
+    Ctrl-C waits until the epoch is recorded and its files are whole: last.pt, best.pt and
+    metrics.csv then all hold this epoch, and the interrupt's message names it."""
+    config, run, state = job.config, job.run, job.state
+    with interrupts_deferred():
+        state.history.append(row)
+        state.epoch = row["epoch"] - 1
+        value = _monitored(row, config.monitor)
+        improved = is_better(value, state.best_value, config.monitor)
+        if improved:
+            state.best_value = value
+            best_weights = {
+                k: v.detach().clone() for k, v in job.current_weights().items()
+            }  # every rank its own
+        if distributed.is_main():
+            with job.timings.measure("checkpoints"):
+                if improved:
+                    run.save_weights(
+                        "best", {"model": best_weights, "epoch": row["epoch"], config.monitor: value}
+                    )
+                run.save_weights("last", state.state_dict())
+                run.write_metrics(state.history)
+            job.log_epoch(row, config.epochs, improved)
+    return best_weights
 
 
 def _what_is_kept(run: RunDir) -> str:
@@ -185,11 +197,6 @@ def _what_is_kept(run: RunDir) -> str:
     return f"last.pt is whole and holds epoch {epoch}: once there is room, continue with: convtrain train --resume {run.path}"
 
 
-def _current_weights(model: nn.Module, average: WeightAverage | None) -> dict[str, torch.Tensor]:
-    """The weights as they are now: the averaged ones with EMA (what last.pt's load_model returns)."""
-    return average.state_dict() if average else model.state_dict()
-
-
 def _remember_model(job: Job, weights: dict[str, torch.Tensor]) -> None:
     """run.model: a CPU copy of the weights the run measured (what load_model() returns), rebuilt
     from the model card, never the live training network (on the GPU, maybe channels_last). Other
@@ -198,10 +205,10 @@ def _remember_model(job: Job, weights: dict[str, torch.Tensor]) -> None:
         job.run.remember(model=job.run.model_with(weights))
 
 
-def _measure_before(job: Job, average: WeightAverage | None) -> dict[str, float]:
+def _measure_before(job: Job) -> dict[str, float]:
     """--eval-before: the epoch-eval split measured with the untrained weights."""
     split = job.config.epoch_eval
-    measured = validate(job, average)
+    measured = validate(job)
     if not measured:
         job.log(
             "--eval-before: there is no validation split to measure (set --val-split or --epoch-eval test)"
@@ -250,11 +257,11 @@ def train_step(
     return loss, logits
 
 
-def train_one_epoch(
-    job: Job, optimizer, scheduler, scaler, average, epoch: int, first_step: int
-) -> dict[str, Any]:
-    """One pass over the training loader. Returns mean loss/accuracy, images seen and steps taken."""
-    config, net, criterion = job.config, job.net, job.criterion
+def train_one_epoch(job: Job, epoch: int) -> dict[str, Any]:
+    """One pass over the training loader, stepping the job's state. Returns mean loss/accuracy,
+    images seen and steps taken."""
+    config, net, criterion, state = job.config, job.net, job.criterion, job.state
+    first_step = state.step
     job.train_mode(epoch)  # net.train(), with the backbone frozen for --freeze-epochs
     # Running sums stay on the device (no sync per step). A non-finite loss makes loss_sum
     # non-finite for the rest of the epoch, so counting the steps after which it is still finite
@@ -266,10 +273,12 @@ def train_one_epoch(
     started = time.perf_counter()
     progress = job.progress(len(job.train_loader), epoch)
     for x, y in job.train_loader:  # x: (B, C, H, W) normalised; y: (B,) labels or (B, K) soft targets
-        loss, logits = train_step(net, criterion, optimizer, scaler, x, y, config.precision, config.grad_clip)
-        scheduler.step()
-        if average is not None:
-            average.update(job.model)
+        loss, logits = train_step(
+            net, criterion, state.optimizer, state.scaler, x, y, config.precision, config.grad_clip
+        )
+        state.scheduler.step()
+        if state.ema is not None:
+            state.ema.update(job.model)
 
         loss_sum.add_(loss.detach(), alpha=len(x))
         finite_steps += torch.isfinite(loss_sum)
@@ -306,11 +315,11 @@ def train_one_epoch(
     }
 
 
-def validate(job: Job, average: WeightAverage | None) -> dict[str, float]:
+def validate(job: Job) -> dict[str, float]:
     """Loss and accuracy on the validation split, with the averaged weights when EMA is on."""
     if job.val_loader is None:
         return {}
-    return score_across_ranks(job.eval_model(average), job.val_loader, job.num_classes, job.config.precision)
+    return score_across_ranks(job.eval_model(), job.val_loader, job.num_classes, job.config.precision)
 
 
 def is_better(value: float, best: float | None, monitor: str) -> bool:

@@ -19,7 +19,7 @@ import torch
 from convtrain.base.errors import ConfigError
 from convtrain.base.figures import new_figure, picture_path, save_figure
 from convtrain.config.train_config import TrainConfig
-from convtrain.system.runtime import backend_settings, grad_scaler, pick_device
+from convtrain.system.runtime import backend_settings, pick_device
 from convtrain.training.loop import train_step
 from convtrain.training.optim import build_optimizer
 from convtrain.training.setup import Job, prepare_job
@@ -46,8 +46,9 @@ def lr_find(
 
 def _sweep(job: Job, start: float, end: float, steps: int) -> tuple[list[float], list[float]]:
     """(lrs, smoothed losses): one training step per lr, from start to end on a log scale."""
-    optimizer = build_optimizer(job.model, job.config, job.device)
-    scaler = grad_scaler(job.config.precision, job.device)
+    # A fresh optimizer without the set-up's schedule: the sweep sets every step's lr itself (a
+    # one-cycle schedule would already have lowered the groups' rates to its starting point).
+    optimizer, scaler = build_optimizer(job.model, job.config, job.device), job.state.scaler
     # Each group keeps its own rate relative to the peak lr (--backbone-lr-mult, a model's own
     # groups): the sweep scales them all together, as the schedule does in training.
     shares = [group["lr"] / job.config.lr for group in optimizer.param_groups]

@@ -1,7 +1,11 @@
-"""Everything a training run needs before its first step: device, data, loaders, model, run folder.
+"""The one set-up for everything that trains: device, data, loaders, model, optimizer, run folder.
 
-prepare_job() turns a TrainConfig into a Job; train.py then only has to loop. Bad input (an
-unknown model, a missing dataset, a run folder that is taken) fails here, before any work.
+prepare_job() turns a TrainConfig into a Job whose `state` (the TrainState: model, optimizer,
+schedule, scaler, EMA) the loop (training/loop.py) only has to step; lr-find takes the same Job
+without a run folder. The data check's fold models, which train on rows of tensors already on the
+device, are built by the same builders a run's are (`fresh_network`, `network_to_device`,
+`optimization`, `loss_function`), so a change to training reaches them too. Bad input (an unknown
+model, a missing dataset, a run folder that is taken) fails here, before any work.
 """
 
 from __future__ import annotations
@@ -31,19 +35,20 @@ from convtrain.evaluation.scoring import Scored
 from convtrain.models import build_model, init_weights
 from convtrain.models.heads import Freezer
 from convtrain.models.hooks import FitsToData
-from convtrain.runs.checkpoint import checkpoint_bytes
+from convtrain.runs.checkpoint import TrainState, checkpoint_bytes
 from convtrain.runs.run_dir import RunDir
 from convtrain.system import distributed
 from convtrain.system.progress import Progress
 from convtrain.system.runtime import (
     check_precision,
+    grad_scaler,
     pick_device,
     seed_everything,
     use_channels_last,
 )
 from convtrain.system.timings import Timings
 from convtrain.training.epochs_and_size import fit_to_model, library_size
-from convtrain.training.optim import WeightAverage, class_weights
+from convtrain.training.optim import WeightAverage, build_optimizer, build_scheduler, class_weights
 from convtrain.training.resolve import resolve
 from convtrain.training.run_start import announce, record_run
 from convtrain.training.warm_start import input_size, warm_start
@@ -61,6 +66,7 @@ class Job:
     train_loader: Any
     val_loader: Any
     test_loader: Any
+    state: TrainState  # what the loop steps and last.pt holds: model, optimizer, schedule, scaler, EMA
     writer: Any = None  # TensorBoard SummaryWriter on rank 0
     timings: Timings = field(default_factory=Timings)
     freezer: Freezer | None = None  # --freeze-epochs: which parameters learn in each epoch
@@ -104,12 +110,17 @@ class Job:
         enabled = distributed.is_main() and not self.config.quiet
         return Progress(total, f"epoch {epoch + 1}/{self.config.epochs}", enabled, self.config.log_every)
 
-    def eval_model(self, average: WeightAverage | None) -> nn.Module:
-        if average is None:
+    def eval_model(self) -> nn.Module:
+        """The network to measure: the model, or a copy holding the EMA's weights with --ema."""
+        if self.state.ema is None:
             return self.model
         averaged = copy.deepcopy(self.model)
-        averaged.load_state_dict(average.state_dict())
+        averaged.load_state_dict(self.state.ema.state_dict())
         return averaged
+
+    def current_weights(self) -> dict[str, torch.Tensor]:
+        """The weights as they are now: the averaged ones with EMA (what last.pt's load_model returns)."""
+        return self.state.ema.state_dict() if self.state.ema else self.model.state_dict()
 
     def make_pictures(self, scored: Scored | None = None) -> None:
         """The run's pictures and report.html; `scored`, the final test pass's logits, spares the
@@ -185,16 +196,18 @@ def _build(config: TrainConfig, run: RunDir, device: torch.device, record: bool,
 
     model_started = time.perf_counter()
     model, data, weights_origin = _model(config, data, train_split, run)
-    channels_last = use_channels_last(config.channels_last, device, config.precision)
-    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    model, channels_last = network_to_device(model, config, device)
     model, net = _wrap(model, config, device)
     torch.manual_seed(config.seed + distributed.world()[0])  # distinct, reproducible dropout per rank
-    timings.add("model", time.perf_counter() - model_started)
 
     train_loader, val_loader, test_loader = _loaders(
         config, data, train_split, val_split, device, channels_last
     )
-    criterion = _criterion(config, data, train_split, device)
+    criterion = loss_function(config, data, train_split.labels, device)
+    state = TrainState(
+        model, *optimization(model, config, device, len(train_loader)), config=config.to_dict()
+    )
+    timings.add("model", time.perf_counter() - model_started)
     writer = None
     if record and distributed.is_main():
         _check_room(config, run, model)
@@ -204,20 +217,64 @@ def _build(config: TrainConfig, run: RunDir, device: torch.device, record: bool,
         )
     freezer = Freezer(model, config.freeze_epochs, config.train_bn) if config.freeze_epochs else None
     return Job(
-        config,
-        device,
-        run,
-        data,
-        model,
-        net,
-        criterion,
-        train_loader,
-        val_loader,
-        test_loader,
-        writer,
-        timings,
-        freezer,
+        config=config,
+        device=device,
+        run=run,
+        data=data,
+        model=model,
+        net=net,
+        criterion=criterion,
+        train_loader=train_loader,
+        val_loader=val_loader,
+        test_loader=test_loader,
+        state=state,
+        writer=writer,
+        timings=timings,
+        freezer=freezer,
     )
+
+
+# ----- the builders every trainer uses: a run, lr-find and the data check's fold models -----
+
+
+def fresh_network(config: TrainConfig, data: ImageData, sample: torch.Tensor | None) -> nn.Module:
+    """The zoo network for the data, initialised (--init), and fitted to `sample` (normalised
+    training images, (N, C, H, W)) where it has layers set from the data (whitening); None leaves
+    that to the caller (a warm start brings its own)."""
+    model = build_model(config.model, data.channels, data.num_classes, data.image_size)
+    init_weights(model, config.init)
+    if sample is not None and isinstance(model, FitsToData):
+        model.fit_to_data(sample)
+    return model
+
+
+def network_to_device(model: nn.Module, config: TrainConfig, device: torch.device) -> tuple[nn.Module, bool]:
+    """(model on the device, whether it and its batches are channels_last: --channels-last auto)."""
+    channels_last = use_channels_last(config.channels_last, device, config.precision)
+    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    return model, channels_last
+
+
+def optimization(
+    model: nn.Module, config: TrainConfig, device: torch.device, steps_per_epoch: int
+) -> tuple[torch.optim.Optimizer, Any, torch.amp.GradScaler, WeightAverage | None]:
+    """(optimizer, schedule, gradient scaler, EMA) for a resolved config: the scaler acts for fp16
+    only, and the EMA is None without --ema."""
+    optimizer = build_optimizer(model, config, device)
+    scheduler = build_scheduler(optimizer, config, steps_per_epoch)
+    average = WeightAverage(model, config.ema) if config.ema else None
+    return optimizer, scheduler, grad_scaler(config.precision, device), average
+
+
+def loss_function(
+    config: TrainConfig, data: ImageData, labels: torch.Tensor, device: torch.device
+) -> nn.Module:
+    """Cross-entropy with --label-smoothing, weighted by inverse class frequency of `labels` with
+    --class-weights balanced."""
+    weight = (
+        class_weights(labels, data.num_classes).to(device) if config.class_weights == "balanced" else None
+    )
+    return nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
 
 
 def _check_room(config: TrainConfig, run: RunDir, model: nn.Module) -> None:
@@ -253,8 +310,7 @@ def _model(
 ) -> tuple[nn.Module, ImageData, dict]:
     """The network, initialised, warm-started (--pretrained/--init-from bring their mean/std too) and
     fitted to the data where it has layers set from it (whitening)."""
-    model = build_model(config.model, data.channels, data.num_classes, data.image_size)
-    init_weights(model, config.init)
+    model = fresh_network(config, data, None)
     data, weights_origin = warm_start(model, data, config, run)
     if isinstance(model, FitsToData) and not weights_origin:
         model.fit_to_data(_normalised_sample(train_split, data))
@@ -317,15 +373,6 @@ def _loaders(
             raise ConfigError(f"epoch_eval 'test' asked for, but {data.name} has no test split; use 'val'")
         val_loader = test_loader
     return train_loader, val_loader, test_loader
-
-
-def _criterion(config: TrainConfig, data: ImageData, train_split: Split, device: torch.device) -> nn.Module:
-    weight = (
-        class_weights(train_split.labels, data.num_classes).to(device)
-        if config.class_weights == "balanced"
-        else None
-    )
-    return nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
 
 
 def _split(data: ImageData, config: TrainConfig, run: RunDir, record: bool) -> tuple[Split, Split, str]:

@@ -10,6 +10,7 @@ member by member after checking each path, checked, then renamed into place in o
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import pickle
@@ -42,6 +43,7 @@ class Layout:
     meta: str
     labels: bytes
     names: bytes
+    md5: dict[str, str]  # each batch file's official md5 (torchvision checks the same ones)
 
 
 LAYOUTS = {
@@ -51,8 +53,23 @@ LAYOUTS = {
         "batches.meta",
         b"labels",
         b"label_names",
+        {
+            "data_batch_1": "c99cafc152244af753f735de768cd75f",
+            "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+            "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+            "data_batch_4": "634d18415352ddfa80567beed471001a",
+            "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+            "test_batch": "40351d587109b95175f43aff81a1287e",
+        },
     ),
-    "cifar100": Layout(("train",), ("test",), "meta", b"fine_labels", b"fine_label_names"),
+    "cifar100": Layout(
+        ("train",),
+        ("test",),
+        "meta",
+        b"fine_labels",
+        b"fine_label_names",
+        {"train": "16019d7e3df5f24257cddd939b257f8d", "test": "f0ef6b0ae62326f3e7ffdfab6717acfc"},
+    ),
 }
 PIXELS = 3 * 32 * 32  # one row of b'data': 1024 red, then 1024 green, then 1024 blue values
 EXTRACT_FILTER = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # extra guard where available
@@ -163,8 +180,9 @@ def _class_names(folder: Path, layout: Layout, spec: DatasetSpec, shown: str) ->
     return names
 
 
-def read_batches(folder: Path, spec: DatasetSpec, shown: str) -> tuple[Split, Split, list[str]]:
-    """Train and test splits and class names from an extracted folder; `shown` names it in messages."""
+def read_batches(folder: Path, spec: DatasetSpec, shown: str) -> tuple[Split, Split, list[str], list[str]]:
+    """Train and test splits, class names, and the batch files whose md5 is not the official one,
+    from an extracted folder; `shown` names it in messages."""
     layout = LAYOUTS[spec.name]
     missing = [name for name in layout.train + layout.test if not (folder / name).is_file()]
     if missing:
@@ -172,18 +190,17 @@ def read_batches(folder: Path, spec: DatasetSpec, shown: str) -> tuple[Split, Sp
         raise DataError(
             f"{shown} lacks {', '.join(missing)}: it must hold {needed}; replace it or delete it to extract again"
         )
-    splits = []
+    splits, differ = [], []
     for names in (layout.train, layout.test):
-        parts = [
-            read_batch((folder / n).read_bytes(), f"{shown}/{n}", layout.labels, len(spec.classes))
-            for n in names
-        ]
+        raws = {n: (folder / n).read_bytes() for n in names}
+        differ += [n for n, raw in raws.items() if hashlib.md5(raw).hexdigest() != layout.md5[n]]
+        parts = [read_batch(raw, f"{shown}/{n}", layout.labels, len(spec.classes)) for n, raw in raws.items()]
         data = np.concatenate([p[0] for p in parts])  # (N, 3072)
         labels = np.concatenate([p[1] for p in parts])  # (N,)
         splits.append(
             Split(labels=torch.from_numpy(labels), images=torch.from_numpy(data.reshape(-1, 3, 32, 32)))
         )
-    return splits[0], splits[1], _class_names(folder, layout, spec, shown)
+    return splits[0], splits[1], _class_names(folder, layout, spec, shown), differ
 
 
 # ----- the archive -----
@@ -285,7 +302,12 @@ def read_folder_or_archive(
 def load_cifar(spec: DatasetSpec, root: Path, download: bool) -> ImageData:
     """CIFAR-10/100 from `<root>/<spec.folder>/`, else from its archive in root (downloaded if allowed)."""
     notes: list[str] = []
-    (train, test, classes), source = read_folder_or_archive(spec, root, download, notes, read_batches)
+    (train, test, classes, differ), source = read_folder_or_archive(spec, root, download, notes, read_batches)
+    if differ and not notes:  # an archive that differs was noted already: its batches differ with it
+        notes.append(
+            f"{source}: {', '.join(differ)} differ from the official {spec.name} files (md5): "
+            "reading them since their format checks out"
+        )
     return ImageData(
         name=spec.name,
         classes=classes,
