@@ -49,19 +49,21 @@ def test_the_real_copy_reads_whole_with_one_note_about_its_md5(cifar_root):
 
 @pytest.mark.slow
 def test_a_short_run_on_the_real_images_learns_well_above_chance(cifar_root, tmp_path):
-    # twoconv-cifar10-fast's network and settings, 300 steps of 128 images (under one epoch)
+    # lenet5-bn-cifar10's network and settings, its first 300 steps of 100 images (0.6 of an epoch)
     run = convtrain.train(
-        recipe="twoconv-cifar10-fast",
+        recipe="lenet5-bn-cifar10",
         data_dir=str(cifar_root),
         download=False,
         epochs=1,
         max_steps=300,
-        precision="fp32",
         device="cpu",
         out=str(tmp_path / "run"),
         quiet=True,
         plots=False,
     )
-    assert run.results["test_images"] == 10_000
-    # chance is 10%; the same 300 steps reached 46-49% here (3 seeds)
-    assert run.results["test_acc"] >= 0.35, f"{run.results['test_acc']:.4f} after 300 steps"
+    assert run.results["test_images"] == 10_000 and run.results["stop_reason"].startswith(
+        "reached --max-steps"
+    )
+    # chance is 10%; these 300 steps reached 42.96 / 41.44 / 45.05% for seeds 0 / 1 / 2 (2026-12-06,
+    # the 2-core AMD EPYC with AVX2, fp32, JPEG round-trip copy)
+    assert run.results["test_acc"] >= 0.30, f"{run.results['test_acc']:.4f} after 300 steps"

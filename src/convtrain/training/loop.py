@@ -26,10 +26,10 @@ from convtrain.evaluation.scoring import score_across_ranks
 from convtrain.runs.checkpoint import TrainState, interrupts_deferred
 from convtrain.runs.run_dir import RunDir
 from convtrain.system import distributed
-from convtrain.system.runtime import autocast, backend_settings, pick_device, synchronize
+from convtrain.system.runtime import autocast, backend_settings, synchronize
 from convtrain.system.timings import Timings
 from convtrain.training.run_end import finish
-from convtrain.training.setup import Job, prepare_job
+from convtrain.training.setup import Job, choose_device, prepare_job
 
 
 class NonFiniteLoss(ConvtrainError):
@@ -62,8 +62,9 @@ def fit(
     folder keeps the epochs so far, and is released)."""
     timings = Timings()
     timings.add("startup", startup_seconds)
-    with backend_settings(config.deterministic, pick_device(config.device)):
-        job = prepare_job(config, timings=timings)
+    device = choose_device(config)
+    with backend_settings(config.deterministic, device):
+        job = prepare_job(config, timings=timings, device=device)
         completed = False
         try:
             run = _fit(job, on_epoch)

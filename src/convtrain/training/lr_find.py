@@ -19,10 +19,10 @@ import torch
 from convtrain.base.errors import ConfigError
 from convtrain.base.figures import new_figure, picture_path, save_figure
 from convtrain.config.train_config import TrainConfig
-from convtrain.system.runtime import backend_settings, pick_device
+from convtrain.system.runtime import backend_settings
 from convtrain.training.loop import train_step
 from convtrain.training.optim import build_optimizer
-from convtrain.training.setup import Job, prepare_job
+from convtrain.training.setup import Job, choose_device, prepare_job
 
 
 def lr_find(
@@ -33,8 +33,9 @@ def lr_find(
     if steps < 10:
         raise ConfigError(f"lr-find needs at least 10 --steps, got {steps}")
     plot = picture_path(out or "lr-find.png")  # a bad name is refused before the sweep
-    with backend_settings(config.deterministic, pick_device(config.device)):
-        job = prepare_job(config.replace(plots=False, epochs=1), record=False)
+    device = choose_device(config)
+    with backend_settings(config.deterministic, device):
+        job = prepare_job(config.replace(plots=False, epochs=1), record=False, device=device)
         try:
             lrs, losses = _sweep(job, start, end, steps)
         finally:

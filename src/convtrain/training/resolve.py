@@ -9,9 +9,9 @@ What is resolved, and from what:
 - precision 'auto': bf16 on a CUDA GPU that supports it, and on a CPU with bf16 matrix units (AMX,
   AVX512-BF16) for a model registered as gaining from them (cpu_bf16); else fp32. The first line
   says which and why (system/runtime.py: choose_precision);
-- image_size unset for a pretrained library network that takes one input size only, or for any
-  timm/torchvision network: its input size (warm_start.input_size, defaults.library_size; the data
-  step reads the images at it, so the data already has it);
+- (image_size unset for a pretrained library network that takes one input size only, or for any
+  timm/torchvision network is its input size, chosen before the data is read, in the set-up,
+  since the data is read at it: warm_start.input_size, epochs_and_size.library_size);
 - epochs unset: 2, or more for a small dataset, at least 40 optimizer steps (training/epochs_and_size.py);
 - batch_size 'auto': the largest batch a training step fits in GPU memory, at most 4x the model's
   own batch (system/batchsize.py), probed on a fresh copy of the network; on the CPU a size that
@@ -27,8 +27,7 @@ from convtrain.data.dataset import ImageData
 from convtrain.models import build_model, gains_from_cpu_bf16
 from convtrain.system.batchsize import find_batch_size
 from convtrain.system.runtime import choose_precision
-from convtrain.training.epochs_and_size import library_size, resolve_epochs
-from convtrain.training.warm_start import input_size
+from convtrain.training.epochs_and_size import resolve_epochs
 
 
 def resolve(
@@ -40,7 +39,6 @@ def resolve(
     config = with_model_defaults(config)
     precision, precision_note = auto_precision(config, device)
     config = config.replace(precision=precision)
-    config = library_size(input_size(config))[0]  # the size the data step read the images at
     if config.batch_size == "auto":
         size, why = _probe_batch_size(config, device, data, train_images, own_batch)
         config = config.replace(batch_size=size)

@@ -137,12 +137,17 @@ class Job:
         self.run.release()
 
 
-def prepare_job(config: TrainConfig, record: bool = True, timings: Timings | None = None) -> Job:
+def prepare_job(
+    config: TrainConfig,
+    record: bool = True,
+    timings: Timings | None = None,
+    device: torch.device | None = None,
+) -> Job:
     """Build a training job from a config, which is never changed: what 'auto' resolves to, the run
     folder and the batch size go into a new config on the Job. With record=False (lr-find) no run
-    folder is claimed or written."""
+    folder is claimed or written. `device`: choose_device(config), when the caller chose it already."""
     started = time.perf_counter()
-    device = _device(config)
+    device = device or choose_device(config)
     check_precision(config.precision, device)  # an impossible precision fails before any work
     distributed.start(device)
     timings = timings or Timings()
@@ -158,8 +163,8 @@ def prepare_job(config: TrainConfig, record: bool = True, timings: Timings | Non
     return job
 
 
-def _device(config: TrainConfig) -> torch.device:
-    """The config's device; under DDP on GPUs, this process's own GPU."""
+def choose_device(config: TrainConfig) -> torch.device:
+    """The one place a run's device is chosen: the config's; under DDP on GPUs, this process's own GPU."""
     _, local_rank, world_size = distributed.world()
     device = pick_device(config.device)
     if world_size > 1 and device.type == "cuda":
@@ -189,7 +194,10 @@ def _build(config: TrainConfig, run: RunDir, device: torch.device, record: bool,
     """The set-up as a list of steps; `config` comes in as given and leaves resolved (training/resolve.py)."""
     seed_everything(config.seed)
     started = time.perf_counter()
+    # the image size, chosen once: a fixed or library input size (the data is read at it)
+    config, size_note = library_size(input_size(config))
     data, notes = _load(config, run, record)
+    notes = [size_note, *notes]
     train_split, val_split, note = _split(data, config, run, record)
     config, chosen = resolve(config, device, data, len(train_split))
     timings.add("data", time.perf_counter() - started)
@@ -292,8 +300,7 @@ def _load(config: TrainConfig, run: RunDir, record: bool) -> tuple[ImageData, li
     """The dataset as the run sees it, and notes for the first line: read (or kept) at the network's
     input size when it has one, images smaller than the model takes upscaled, normalisation off if
     asked, listed images excluded."""
-    reading, size_note = library_size(input_size(config))  # a fixed or library input size: read at it
-    data = load_data(reading)  # from disk, or kept from an earlier run (data/memory_cache.py)
+    data = load_data(config)  # from disk, or kept from an earlier run (data/memory_cache.py)
     data, upscale_note = fit_to_model(data, config)  # a new ImageData: the loaded one may be kept
     if not config.normalize:  # pixels scaled to 0-1 only; the model card records the same
         data = dataclasses.replace(data, mean=(0.0,) * data.channels, std=(1.0,) * data.channels)
@@ -302,7 +309,7 @@ def _load(config: TrainConfig, run: RunDir, record: bool) -> tuple[ImageData, li
         if record and distributed.is_main():
             run.write_excluded(excluded)
             print(f"excluded {excluded['count']} training images listed in {config.exclude}", flush=True)
-    return data, [size_note, upscale_note]
+    return data, [upscale_note]
 
 
 def _model(

@@ -302,8 +302,9 @@ def read_folder_or_archive(
 def load_cifar(spec: DatasetSpec, root: Path, download: bool) -> ImageData:
     """CIFAR-10/100 from `<root>/<spec.folder>/`, else from its archive in root (downloaded if allowed)."""
     notes: list[str] = []
+    from_archive = not (root / spec.folder).is_dir()  # its md5 vouches for the batches in it, or is noted
     (train, test, classes, differ), source = read_folder_or_archive(spec, root, download, notes, read_batches)
-    if differ and not notes:  # an archive that differs was noted already: its batches differ with it
+    if differ and not from_archive:
         notes.append(
             f"{source}: {', '.join(differ)} differ from the official {spec.name} files (md5): "
             "reading them since their format checks out"
