@@ -11,7 +11,9 @@ Lightning, the tutorial loop and a bare loop, as whole processes), cache (a PNG 
 loaded from the decoded-image cache), many_runs (a 20-trial sweep and 5 seeds against their training time), default_run (a bare
 `convtrain train` as whole processes, 3 seeds, plots included), photos (a folder of camera JPEGs read
 by the old reader, the new one and torchvision's ImageFolder), epochs_rule (validation accuracy
-against epochs on small datasets: the evidence for the auto-epochs rule), cpu_bf16 (bf16 against
+against epochs on small datasets: the evidence for the auto-epochs rule), small_data (convtrain bare
+and with the proposed small-data settings against scikit-learn's SVC, LogisticRegression and
+RandomForest on 200-2,000-image subsets of MNIST, Fashion-MNIST and CIFAR-10, and load_digits), cpu_bf16 (bf16 against
 fp32 accuracy per epoch on the CPU: the evidence for --precision auto), roofline (each zoo model's
 FLOPs per image, images/s and fraction of the measured peak on the CPU), cpu_peak (fastnet-tiny's step against
 the same minutes' matmul peak, with each speed-up tried), zoo_subset, zoo and airbench
@@ -40,6 +42,7 @@ from benchmarks import (
     peers,
     photos,
     roofline,
+    small_data,
     tutorial,
 )
 from benchmarks.common import CPU_PRECISION, DEVICE_CHOICE, RESULTS, SIZES, describe_machine
@@ -56,6 +59,7 @@ BENCHMARKS = {
     "zoo_subset": gpu.zoo_subset,
     "photos": photos.run,
     "epochs_rule": epochs_rule.run,
+    "small_data": small_data.run,
     "cpu_bf16": cpu_bf16.run,
     "roofline": roofline.run,
     "cpu_peak": cpu_peak.run,
