@@ -61,6 +61,12 @@ def register(command: Add) -> None:
         "--tta", action="store_true", help="average 1-pixel shifts, and mirrors if the run trained on flips"
     )
     evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.add_argument(
+        "--subset",
+        default=None,
+        metavar="FILE.npy",
+        help="score only these images of the split: a .npy of booleans (one per image) or of indices",
+    )
     _scoring_flags(
         evaluate,
         "default: test, or val when there is no test split",
@@ -128,6 +134,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
         device=args.device,
         explain=args.explain,
         layer=args.layer,
+        subset=args.subset,
     )
     print(json.dumps(result, indent=2) if args.json else format_evaluation(result))
     return 0
@@ -269,7 +276,9 @@ def format_evaluation(result: dict[str, Any]) -> str:
     """The evaluation as a plain-text table for the terminal."""
     width = max(5, *(len(row["class"]) for row in result["per_class"]))
     lines = [
-        f"run {result['run']}  split {result['split']}  {result['images']} images  "
+        f"run {result['run']}  split {result['split']}"
+        + (f" (subset {result['subset']})" if result.get("subset") else "")
+        + f"  {result['images']} images  "
         f"checkpoint {result['checkpoint']}  tta {'on' if result['tta'] else 'off'}",
         f"loss {result['loss']:.4f}  top-1 {100 * result['top1']:.2f}%  "
         + (

@@ -29,6 +29,7 @@ from convtrain.data.registry import load_dataset
 from convtrain.evaluation.explain import check_method
 from convtrain.evaluation.explain.pictures import write_evaluation_galleries
 from convtrain.evaluation.metrics import metrics_from_logits, metrics_from_sums
+from convtrain.evaluation.subset import read_subset
 from convtrain.runs.run_dir import RunDir
 from convtrain.system import distributed
 from convtrain.system.runtime import autocast, pick_device
@@ -133,6 +134,7 @@ class Scored:
     split: Split
     logits: torch.Tensor  # (N, K) on the CPU, in split order
     labels: torch.Tensor  # (N,)
+    indices: torch.Tensor | None = None  # (N,) the split's image indices when only a subset was scored
 
 
 def load_run_data(run: RunDir, data_dir: str | None = None) -> ImageData:
@@ -210,18 +212,23 @@ def score_split(
     data_dir: str | None = None,
     device: str = "auto",
     batch_size: int = 512,
+    subset: str | Path | None = None,
 ) -> Scored:
     """Run the model of a run folder over one split (None: test, else val) and keep every logit.
-    With tta, mirror images are among the views only if the run trained on flips (`mirrors`)."""
+    With tta, mirror images are among the views only if the run trained on flips (`mirrors`).
+    `subset` (a .npy mask or index list, `read_subset`) scores only those images of the split."""
     run = RunDir.of(run)
     which = which or run.tested_weights()
     model, _ = run.load_model(which, pick_device(device))
     data = load_run_data(run, data_dir)
     split = split or measured_split(data, run)
     chosen = pick_split(run, data, split)
+    indices = None if subset is None else torch.from_numpy(read_subset(subset, len(chosen)))
+    if indices is not None:
+        chosen = chosen.subset(indices)
     logits, labels = split_logits(model, data, chosen, tta, batch_size, mirrors(run.config.augment))
     checkpoint = which if which.endswith(".pt") else f"{which}.pt"
-    return Scored(run, split, checkpoint, data, chosen, logits, labels)
+    return Scored(run, split, checkpoint, data, chosen, logits, labels, indices)
 
 
 def evaluate(
@@ -235,23 +242,34 @@ def evaluate(
     write: bool = True,
     explain: str | None = None,
     layer: str | None = None,
+    subset: str | Path | None = None,
 ) -> dict[str, Any]:
     """Every metric of a run on a split: the one it was measured on by default (test, else val).
     With write=True also saved in the run folder (evaluation_<split>.json and two CSV files).
     explain ("gradcam", "saliency" or "ig") adds heat-map galleries of the highest losses and of
-    right predictions per class (RunDir.explanation_paths), with Grad-CAM on `layer` if given."""
+    right predictions per class (RunDir.explanation_paths), with Grad-CAM on `layer` if given.
+    subset (a .npy file, `read_subset`) scores only the images it picks; the files are then named
+    evaluation_<split>-<file stem>.json, and top-loss indices are still the split's."""
     if explain is not None:
         check_method(explain, layer)  # a typo or a missing Captum fails before the split is scored
-    scored = score_split(run, split, tta, which, data_dir, device, batch_size)
+        if subset is not None:
+            raise ConfigError("--explain draws galleries of the whole split; run it without --subset")
+    scored = score_split(run, split, tta, which, data_dir, device, batch_size, subset)
     result = {
         "run": str(scored.run.path),
         "split": scored.split_name,
         "checkpoint": scored.checkpoint,
         "tta": tta,
     }
+    if subset is not None:
+        result["subset"] = str(subset)
     result.update(metrics_from_logits(scored.logits, scored.labels, list(scored.run.card["classes"])))
+    if scored.indices is not None:
+        for item in result["top_losses"]:
+            item["index"] = int(scored.indices[item["index"]])
     if write:
-        result["files"] = [str(p) for p in scored.run.write_evaluation(result)]
+        name = scored.split_name if subset is None else f"{scored.split_name}-{Path(subset).stem}"
+        result["files"] = [str(p) for p in scored.run.write_evaluation(result, name)]
     if explain is not None:
         model, _ = scored.run.load_model(which, pick_device(device))
         written = write_evaluation_galleries(model, scored, result["top_losses"], explain, layer)

@@ -282,9 +282,10 @@ class RunDir(Folder):
             return {}
         return values if isinstance(values, dict) else {}
 
-    def write_evaluation(self, result: dict[str, Any]) -> list[Path]:
-        """evaluation_<split>.json, per_class_<split>.csv and confusion_<split>.csv."""
-        paths = self.evaluation_paths(result["split"])
+    def write_evaluation(self, result: dict[str, Any], name: str | None = None) -> list[Path]:
+        """evaluation_<name>.json, per_class_<name>.csv and confusion_<name>.csv; name is the split's
+        unless given (a subset of it)."""
+        paths = self.evaluation_paths(name or result["split"])
         write_json_atomic(paths[0], {**result, "files": [str(p) for p in paths]})
         per_class, confusion = evaluation_tables(result)
         write_text_atomic(paths[1], per_class)
