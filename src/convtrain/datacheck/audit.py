@@ -22,11 +22,12 @@ from convtrain.base.errors import ConfigError
 from convtrain.config.train_config import TrainConfig
 from convtrain.data.dataset import Split
 from convtrain.datacheck.balance import class_balance
+from convtrain.datacheck.check_config import CheckConfig
 from convtrain.datacheck.check_dir import CheckDir
-from convtrain.datacheck.crossval import SCORING_MODELS, fold_config, out_of_fold, score_held_out
-from convtrain.datacheck.duplicates import NEAR_THRESHOLD, find_duplicates
+from convtrain.datacheck.crossval import fold_config, out_of_fold, score_held_out
+from convtrain.datacheck.duplicates import find_duplicates
 from convtrain.datacheck.file_health import FileReport, blank_images, scan_folder
-from convtrain.datacheck.labels import DEFAULT_TOP, METHODS, RANKINGS, find_label_issues, rank_suspicious
+from convtrain.datacheck.labels import find_label_issues, rank_suspicious
 from convtrain.datacheck.outputs import SCHEMA, issue_rows
 from convtrain.datacheck.page import render_page
 from convtrain.datacheck.source import SplitImages, load_splits, resolve_splits
@@ -43,55 +44,25 @@ class CheckResult:
     images: dict[str, SplitImages]
 
 
-def check(
-    dataset: str,
-    split: str = "all",
-    labels: bool = False,
-    folds: int = 5,
-    model: str | None = None,
-    recipe: str | None = None,
-    out: str | Path | None = None,
-    data_dir: str | None = None,
-    near_threshold: float = NEAR_THRESHOLD,
-    method: str = "confident_joint",
-    rank_by: str = "self_confidence",
-    min_share: float | None = None,
-    seed: int = 0,
-    device: str = "auto",
-    train_options: dict[str, Any] | None = None,
-    quiet: bool = False,
-    top: int = DEFAULT_TOP,
-    scoring_models: int = SCORING_MODELS,
-) -> CheckResult:
+def check(dataset: str, settings: CheckConfig | None = None, **options: Any) -> CheckResult:
     """Check `dataset` (a registered name, folder:PATH or npz:PATH) and return what was found.
 
-    split: train, val, test or all. labels: also find label issues (trains `folds` models with
-    `recipe`, default mnist-fast with the check's own settings, or `model` with that recipe's
-    settings; train_options overrides any TrainConfig field of those models, e.g. {'epochs': 2}).
-    When train is not checked, val and test are scored by `scoring_models` models trained on all of
-    train instead of K folds. top: the N most suspicious images of each checked split, ranked for a
-    person to review (check.json's labels.ranked, ranking.csv, check.html), flagged or not. out: a
-    folder for check.json, issues.csv, ranking.csv and check.html; None writes nothing.
+    The settings are a CheckConfig, or its fields as keywords (check_config.py says what each does):
+    check("mnist", split="test", labels=True, out="checks/mnist").
     """
-    log = (lambda line: None) if quiet else (lambda line: print(line, flush=True))
-    wanted = resolve_splits(split)
-    if labels and (isinstance(folds, bool) or not isinstance(folds, int) or folds < 2):
-        raise ConfigError(f"--folds must be a whole number of at least 2, got {folds!r}")
-    if labels and (isinstance(top, bool) or not isinstance(top, int) or top < 0):
-        raise ConfigError(f"--top must be a whole number of at least 0, got {top!r}")
-    if labels and (
-        isinstance(scoring_models, bool) or not isinstance(scoring_models, int) or scoring_models < 1
-    ):
-        raise ConfigError(f"--scoring-models must be a whole number of at least 1, got {scoring_models!r}")
-    if method not in METHODS or rank_by not in RANKINGS:
-        raise ConfigError(f"method must be one of {METHODS} and rank_by one of {RANKINGS}")
-    if not 0 < near_threshold <= 1:
-        raise ConfigError(f"near_threshold must be in (0, 1], got {near_threshold}")
-    config = fold_config(recipe, model, train_options) if labels else None  # bad names fail before any work
+    if settings is not None and options:
+        raise ConfigError("give check() a CheckConfig or keyword settings, not both")
+    settings = settings or CheckConfig.of(options)
+    log = (lambda line: None) if settings.quiet else (lambda line: print(line, flush=True))
+    wanted = resolve_splits(settings.split)
+    labels = settings.labels
+    config = (  # bad names fail before any work
+        fold_config(settings.recipe, settings.model, settings.train_options) if labels else None
+    )
     seconds: dict[str, float] = {}
 
     started = time.perf_counter()
-    data, splits, undecodable = load_splits(dataset, wanted, data_dir)
+    data, splits, undecodable = load_splits(dataset, wanted, settings.data_dir)
     checked = [name for name in splits if name in wanted]
     seconds["load"] = time.perf_counter() - started
     log(
@@ -107,15 +78,17 @@ def check(
 
     started = time.perf_counter()
     log(f"duplicates: comparing {sum(len(s) for s in splits.values())} images...")
-    duplicates = find_duplicates(splits, near_threshold)
+    duplicates = find_duplicates(splits, settings.near_threshold)
     seconds["duplicates"] = time.perf_counter() - started
     log(_duplicates_line(duplicates, seconds["duplicates"]))
 
     label_summary = None
     if labels:
         started = time.perf_counter()
-        scoring = LabelScoring(folds, scoring_models, config, seed, device)
-        label_summary = _labels(data, splits, checked, scoring, method, rank_by, top, log)
+        scoring = LabelScoring(
+            settings.folds, settings.scoring_models, config, settings.seed, settings.device
+        )
+        label_summary = _labels(data, splits, checked, scoring, settings, log)
         seconds["labels"] = time.perf_counter() - started
         counts = ", ".join(
             f"{n} in {s} ({100 * n / len(splits[s]):.2f}%)" for s, n in label_summary["counts"].items()
@@ -126,7 +99,7 @@ def check(
             f"{len(label_summary['ranked'])} ranked for review [{seconds['labels']:.0f}s]"
         )
 
-    balance = class_balance({n: splits[n].labels for n in splits}, list(data.classes), min_share)
+    balance = class_balance({n: splits[n].labels for n in splits}, list(data.classes), settings.min_share)
     flagged = ", ".join(
         f"{f['class']} in {f['split']} ({100 * f['share']:.1f}%)" for f in balance["flagged"][:5]
     )
@@ -148,18 +121,18 @@ def check(
         "image_size": data.image_size,
         "splits": {n: len(splits[n]) for n in splits},
         "settings": {
-            "split": split,
+            "split": settings.split,
             "labels": labels,
-            "folds": folds if labels else None,
-            "top": top if labels else None,
-            "scoring_models": scoring_models if labels else None,
+            "folds": settings.folds if labels else None,
+            "top": settings.top if labels else None,
+            "scoring_models": settings.scoring_models if labels else None,
             "recipe": config.recipe if config else None,
             "model": config.model if config else None,
-            "near_threshold": near_threshold,
-            "method": method,
-            "rank_by": rank_by,
+            "near_threshold": settings.near_threshold,
+            "method": settings.method,
+            "rank_by": settings.rank_by,
             "min_share": balance["min_share"],
-            "seed": seed,
+            "seed": settings.seed,
         },
         "files": _files_summary(files, splits),
         "duplicates": _duplicates_summary(duplicates, splits, data.classes),
@@ -167,6 +140,7 @@ def check(
         "balance": balance,
         "seconds": {k: round(v, 2) for k, v in seconds.items()},
     }
+    out = settings.out
     if out is not None:
         folder = CheckDir(out)
         folder.write(summary, render_page(summary, splits))
@@ -282,8 +256,9 @@ def _probabilities(data, splits, checked, scoring: LabelScoring, log) -> tuple[d
     return held.others, held.config, held.seconds, how
 
 
-def _labels(data, splits, checked, scoring: LabelScoring, method, rank_by, top, log) -> dict[str, Any]:
+def _labels(data, splits, checked, scoring: LabelScoring, settings: CheckConfig, log) -> dict[str, Any]:
     probs, config, seconds, how = _probabilities(data, splits, checked, scoring, log)
+    method, rank_by, top = settings.method, settings.rank_by, settings.top
     issues, ranked, counts, joints, thresholds, accuracy = [], [], {}, {}, {}, {}
     for name in checked:
         given = splits[name].labels
