@@ -17,7 +17,7 @@ from torch import nn
 import convtrain
 from convtrain.cli import main
 from convtrain.config.train_config import TrainConfig, with_model_defaults
-from convtrain.evaluation.scoring import evaluation_sums
+from convtrain.evaluation.scoring import loader_sums
 from convtrain.runs.run_dir import RunDir
 from convtrain.system import batchsize, progress
 from convtrain.system.batchsize import find_batch_size
@@ -313,7 +313,7 @@ def test_confusion_matrix_is_counted_without_bincount(monkeypatch):
     model = nn.Linear(3, 3, bias=False)
     nn.init.eye_(model.weight)
     batches = [(logits[:3], labels[:3]), (logits[3:], labels[3:])]
-    sums = evaluation_sums(model, batches, num_classes=3)
+    sums = loader_sums(model, batches, num_classes=3)
     expected = torch.zeros(3, 3, dtype=torch.int64)
     for true, predicted in zip(labels.tolist(), logits.argmax(1).tolist(), strict=True):
         expected[true, predicted] += 1

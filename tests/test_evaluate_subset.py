@@ -13,7 +13,7 @@ import torch
 
 from convtrain.cli import main
 from convtrain.evaluation.metrics import metrics_from_logits
-from convtrain.evaluation.scoring import evaluate, score_split
+from convtrain.evaluation.scoring import evaluate, run_logits
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def run(tiny_run, tmp_path) -> Path:
 
 
 def test_a_mask_and_an_index_list_score_exactly_those_images(run, tmp_path, tiny_npz):
-    whole = score_split(run, "test", device="cpu")
+    whole = run_logits(run, "test", device="cpu")
     labels = np.load(tiny_npz)["y_test"]
     mask = np.zeros(len(labels), dtype=bool)
     mask[[3, 10, 11, 40, 95]] = True

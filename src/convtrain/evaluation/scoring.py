@@ -1,8 +1,10 @@
 """Scoring: run a model over a loader, and measure a finished run on one of its splits.
 
-`evaluation_sums` returns sums (loss, confusion) that can be added across processes (metrics.py
-turns them into numbers), and `score_across_ranks` adds them: the one way training scores a split,
-every epoch and at the end. `collect_logits` keeps every output. `evaluate` scores a run folder's
+One naming rule: a `*_logits` function returns outputs at its level (`batch_logits` of one batch,
+with test-time views; `loader_logits`, `split_logits`, `run_logits` for a run folder's model on a
+split), a `score_*` function or `evaluate` returns metrics. `loader_sums` returns sums (loss, confusion) that can be added across processes (metrics.py
+turns them into numbers), and `score_loader` adds them: the one way training scores a split,
+every epoch and at the end. `loader_logits` keeps every output. `evaluate` scores a run folder's
 model on its test split (or, without one, its validation split) and writes evaluation_<split>.json
 beside it.
 
@@ -52,7 +54,7 @@ def mirrors(augment: str) -> bool:
     return bool(parsed.flip or parsed.altflip)
 
 
-def forward_logits(
+def batch_logits(
     model: nn.Module, x: torch.Tensor, precision: str, tta: bool = False, mirror: bool = True
 ) -> torch.Tensor:
     with autocast(precision, x.device):
@@ -64,7 +66,7 @@ def forward_logits(
 
 
 @torch.inference_mode()
-def evaluation_sums(
+def loader_sums(
     model: nn.Module,
     loader,
     num_classes: int,
@@ -81,7 +83,7 @@ def evaluation_sums(
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     confusion = torch.zeros(num_classes * num_classes, device=device, dtype=torch.int64)
     for x, y in loader:
-        logits = forward_logits(model, x, precision, tta, mirror)
+        logits = batch_logits(model, x, precision, tta, mirror)
         if keep is not None:
             keep.append((logits.cpu(), y.cpu()))
         loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
@@ -93,7 +95,7 @@ def evaluation_sums(
     return {"loss_sum": loss_sum, "confusion": confusion}
 
 
-def score_across_ranks(
+def score_loader(
     model: nn.Module,
     loader,
     num_classes: int,
@@ -104,21 +106,21 @@ def score_across_ranks(
 ) -> dict[str, float]:
     """Score a split the way training does, every epoch and at the end: each rank sums its shard
     (loss, confusion matrix), the sums are added across ranks, and metrics are made from the totals."""
-    sums = evaluation_sums(model, loader, num_classes, precision, tta, mirror, keep)
+    sums = loader_sums(model, loader, num_classes, precision, tta, mirror, keep)
     for tensor in sums.values():
         distributed.sum_across_ranks(tensor)
     return metrics_from_sums(sums)
 
 
 @torch.inference_mode()
-def collect_logits(
+def loader_logits(
     model: nn.Module, loader, precision: str = "fp32", tta: bool = False, mirror: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Every logit and label of a loader, in loader order, on the CPU: (N, K) and (N,)."""
     model.eval()
     outputs, labels = [], []
     for x, y in loader:
-        outputs.append(forward_logits(model, x, precision, tta, mirror).cpu())
+        outputs.append(batch_logits(model, x, precision, tta, mirror).cpu())
         labels.append(y.cpu())
     return torch.cat(outputs), torch.cat(labels)
 
@@ -201,10 +203,10 @@ def split_logits(
     device = next(model.parameters()).device
     loader = make_loader(split, data, batch_size, device, train=False, loader="device", workers=0)
     # fp32 whatever the training precision: evaluation is cheap and its numbers should not drift.
-    return collect_logits(model, loader, precision="fp32", tta=tta, mirror=mirror)
+    return loader_logits(model, loader, precision="fp32", tta=tta, mirror=mirror)
 
 
-def score_split(
+def run_logits(
     run: str | Path | RunDir,
     split: str | None = None,
     tta: bool = False,
@@ -254,7 +256,7 @@ def evaluate(
         check_method(explain, layer)  # a typo or a missing Captum fails before the split is scored
         if subset is not None:
             raise ConfigError("--explain draws galleries of the whole split; run it without --subset")
-    scored = score_split(run, split, tta, which, data_dir, device, batch_size, subset)
+    scored = run_logits(run, split, tta, which, data_dir, device, batch_size, subset)
     result = {
         "run": str(scored.run.path),
         "split": scored.split_name,

@@ -22,7 +22,7 @@ from convtrain.base.atomic_files import disk_error, os_error_in
 from convtrain.base.errors import ConvtrainError, DiskError
 from convtrain.config.recipes import load_recipe
 from convtrain.config.train_config import TrainConfig
-from convtrain.evaluation.scoring import score_across_ranks
+from convtrain.evaluation.scoring import score_loader
 from convtrain.runs.checkpoint import TrainState, interrupts_deferred
 from convtrain.runs.run_dir import RunDir
 from convtrain.system import distributed
@@ -320,7 +320,7 @@ def validate(job: Job) -> dict[str, float]:
     """Loss and accuracy on the validation split, with the averaged weights when EMA is on."""
     if job.val_loader is None:
         return {}
-    return score_across_ranks(job.eval_model(), job.val_loader, job.num_classes, job.config.precision)
+    return score_loader(job.eval_model(), job.val_loader, job.num_classes, job.config.precision)
 
 
 def is_better(value: float, best: float | None, monitor: str) -> bool:

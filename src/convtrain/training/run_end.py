@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from convtrain.data.registry import resolve_data_dir
-from convtrain.evaluation.scoring import Scored, mirrors, score_across_ranks
+from convtrain.evaluation.scoring import Scored, mirrors, score_loader
 from convtrain.system import distributed
 from convtrain.system.flop_counts import arithmetic_summary, training_flops_per_image
 from convtrain.training.setup import Job
@@ -43,7 +43,7 @@ def finish(
             config = job.config
             mirror = mirrors(config.augment)  # TTA mirrors only a model that trained on flips
             kept = [] if _report_reuses_test(job) else None
-            test = score_across_ranks(
+            test = score_loader(
                 job.model, job.test_loader, job.num_classes, config.precision, config.tta, mirror, kept
             )
             if kept is not None:

@@ -270,8 +270,8 @@ def optimization(
     only, and the EMA is None without --ema."""
     optimizer = build_optimizer(model, config, device)
     scheduler = build_scheduler(optimizer, config, steps_per_epoch)
-    average = WeightAverage(model, config.ema) if config.ema else None
-    return optimizer, scheduler, grad_scaler(config.precision, device), average
+    ema = WeightAverage(model, config.ema) if config.ema else None
+    return optimizer, scheduler, grad_scaler(config.precision, device), ema
 
 
 def loss_function(
