@@ -1,6 +1,6 @@
 """Where do the heat maps fall? The README's figures for `--explain`, measured.
 
-1. Squares: the synthetic set of tests/test_explain.py (16 px noise, the class decided only by where
+1. Squares: the synthetic set of tests/evaluation/test_explain.py (16 px noise, the class decided only by where
    a bright 6x6 square sits). A small network is trained, then for 128 test images we count those
    with more than half of the map's mass inside the square, per method and network.
 2. A trained MNIST run: the share of each test image's map that lies on the digit's stroke (pixels

@@ -9,7 +9,7 @@
 #
 # Sections, in order (each under `timeout` with its own budget; --quick budgets add up to 330 s):
 #   machine     GPU, driver, torch and CUDA versions
-#   tests       the gpu-marked tests (tests/test_gpu.py and others); wheels/ extras installed first if present
+#   tests       the gpu-marked tests (tests/system/test_gpu.py and others); wheels/ extras installed first if present
 #   zoo_subset  zoo throughput for fastnet-tiny and resnet9 (fp32, bf16 + channels_last, + compile), row by row
 #   airbench    cifar10-fast against the public airbench94 script (needs external/airbench94.py)
 #   mnist       time to accuracy on real MNIST with the fast recipes (needs the datasets beside the checkout)

@@ -13,7 +13,9 @@ loaded from the decoded-image cache), many_runs (a 20-trial sweep and 5 seeds ag
 by the old reader, the new one and torchvision's ImageFolder), epochs_rule (validation accuracy
 against epochs on small datasets: the evidence for the auto-epochs rule), small_data (convtrain bare
 and with the proposed small-data settings against scikit-learn's SVC, LogisticRegression and
-RandomForest on 200-2,000-image subsets of MNIST, Fashion-MNIST and CIFAR-10, and load_digits), cpu_bf16 (bf16 against
+RandomForest on 200-2,000-image subsets of MNIST, Fashion-MNIST and CIFAR-10, and load_digits),
+cifar10_jpeg (the development copy's JPEG round trip: train and test on CIFAR-10's bit-exact images
+as they are and JPEG'd), cpu_bf16 (bf16 against
 fp32 accuracy per epoch on the CPU: the evidence for --precision auto), roofline (each zoo model's
 FLOPs per image, images/s and fraction of the measured peak on the CPU), cpu_peak (fastnet-tiny's step against
 the same minutes' matmul peak, with each speed-up tried), zoo_subset, zoo and airbench
@@ -31,6 +33,7 @@ import time
 from benchmarks import (
     accuracy,
     cache,
+    cifar10_jpeg,
     cpu_bf16,
     cpu_peak,
     default_run,
@@ -60,6 +63,7 @@ BENCHMARKS = {
     "photos": photos.run,
     "epochs_rule": epochs_rule.run,
     "small_data": small_data.run,
+    "cifar10_jpeg": cifar10_jpeg.run,
     "cpu_bf16": cpu_bf16.run,
     "roofline": roofline.run,
     "cpu_peak": cpu_peak.run,

@@ -7,7 +7,7 @@ py2_pickle below emits the opcodes itself. The archives hold the same member lay
 
     from cifar_files import write_cifar10   # tests/ is on sys.path under pytest
     files = write_cifar10(tmp_path, per_batch=20, archive=True)   # tmp_path/cifar-10-python.tar.gz
-    python -m pytest tests/test_data_cifar.py -q
+    python -m pytest tests/data/test_cifar.py -q
 """
 
 from __future__ import annotations

@@ -5,7 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from convtrain.config.train_config import TrainConfig
+
+REPO = Path(__file__).resolve().parents[1]  # the checkout: src/, tests/, README.md
 
 
 def tiny_config(npz: Path, out: Path | None = None, **options: Any) -> TrainConfig:
@@ -17,3 +21,16 @@ def tiny_config(npz: Path, out: Path | None = None, **options: Any) -> TrainConf
     if out is not None:
         values["out"] = str(out)
     return TrainConfig(**{**values, **options})
+
+
+# The recipes of the named datasets besides MNIST and CIFAR: data/test_dataset_registry.py runs each
+# on files written in its format, and config/test_recipes.py leaves them to it.
+SLOW = pytest.mark.slow  # fastnet at full width: about 10 s each on a 2-core CPU
+NAMED_RECIPES = (
+    "kmnist-fast",
+    "emnist-balanced-fast",
+    "emnist-letters-fast",
+    "emnist-digits-fast",
+    pytest.param("svhn-fast", marks=SLOW),
+    pytest.param("stl10-fast", marks=SLOW),
+)

@@ -187,6 +187,19 @@ def test_the_package_top_is_the_layers_and_nothing_else():
     assert len(folders) <= 12
 
 
+def test_the_tests_mirror_the_package():
+    """A test of a layer's module lives in tests/<layer>/; only this whole-package test and the shared
+    helpers (conftest.py, helpers.py, file writers) sit at the top of tests/."""
+    tests = Path(__file__).resolve().parent
+    folders = {p.name for p in tests.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders and folders <= {name for layer in LAYERS for name in layer}
+    assert [p.name for p in tests.glob("test_*.py")] == ["test_architecture.py"]
+    for folder in folders:
+        assert not (tests / folder / "__init__.py").exists()  # so no test file name may repeat:
+    names = [p.name for p in tests.glob("*/test_*.py")]
+    assert len(names) == len(set(names))
+
+
 def test_readme_lists_every_layer_once_bottom_to_top():
     names = [name for layer in LAYERS for name in layer]
     assert len(names) == len(set(names)) and LAYERS[0] == ("base",) and LAYERS[-1][0] == "__init__"

@@ -1,6 +1,6 @@
 """Loaders: every image once per epoch, seeded order, exact normalisation, sharding, streaming.
 
-.venv/bin/python -m pytest tests/test_loader.py -q
+.venv/bin/python -m pytest tests/data/test_loader.py -q
 """
 
 import pytest

@@ -1,7 +1,7 @@
 """The model zoo: every registered network builds, runs forward and backward at several sizes, and its
 parameter and FLOP counts match hand computations.
 
-    .venv/bin/python -m pytest tests/test_models.py -q
+    .venv/bin/python -m pytest tests/models/test_model_registry.py -q
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """dataset_info / format_info and channel_stats, against hand counts and NumPy.
 
-.venv/bin/python -m pytest tests/test_data_info.py -q
+.venv/bin/python -m pytest tests/data/test_info.py -q
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Heat maps of a trained run: predict --explain, evaluate --explain and the report's section.
 
-    python -m pytest -q tests/test_explain_run.py
+    python -m pytest -q tests/evaluation/test_explain_run.py
 
 Uses the shared `reported_run` (lenet5 on tiny RGB patterns, trained with plots); tests that
 write into a run folder copy it first.

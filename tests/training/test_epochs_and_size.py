@@ -1,6 +1,6 @@
 """training/epochs_and_size.py: the image size and epochs a run takes when the user leaves them unset.
 
-.venv/bin/python -m pytest tests/test_defaults.py -q
+.venv/bin/python -m pytest tests/training/test_epochs_and_size.py -q
 """
 
 from __future__ import annotations

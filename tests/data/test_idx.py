@@ -1,6 +1,6 @@
 """IDX datasets: bundled MNIST, local MNIST / Fashion-MNIST copies, and every kind of broken IDX file.
 
-.venv/bin/python -m pytest tests/test_data_idx.py -q
+.venv/bin/python -m pytest tests/data/test_idx.py -q
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from convtrain.base.errors import DataError
 from convtrain.data.formats.idx import parse_idx, read_idx
 from convtrain.data.info import channel_stats
 from convtrain.data.registry import DATASETS, DataWarning, load_dataset
+from helpers import REPO
 from idx_files import NAMES, idx_bytes, write_idx_set
 
 MNIST_TRAIN_COUNTS = [
@@ -31,7 +32,7 @@ MNIST_TRAIN_COUNTS = [
     5851,
     5949,
 ]  # published per-digit counts
-BUNDLED = Path(__file__).resolve().parents[1] / "src" / "convtrain" / "data" / "bundled"
+BUNDLED = REPO / "src" / "convtrain" / "data" / "bundled"
 
 
 # ----- MNIST -----

@@ -5,7 +5,7 @@ goes on once there is room. A run that cannot fit is refused before its first ep
 The run tests use a real small filesystem (a tmpfs) where this machine lets the tests mount one;
 the writer tests inject the OSError a full disk raises, so they run everywhere.
 
-    .venv/bin/python -m pytest tests/test_full_disk.py -q
+    .venv/bin/python -m pytest tests/base/test_full_disk.py -q
 """
 
 from __future__ import annotations

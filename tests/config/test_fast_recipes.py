@@ -1,7 +1,7 @@
 """The fast recipes: mnist-fast reaches 99% on the real MNIST test set after one CPU epoch, and
 cifar10-fast runs end to end on official-format CIFAR-10 files with the groups and options it promises.
 
-    .venv/bin/python -m pytest tests/test_fast_recipes.py -q            # -m "not slow" skips the MNIST epoch
+    .venv/bin/python -m pytest tests/config/test_fast_recipes.py -q            # -m "not slow" skips the MNIST epoch
 """
 
 from __future__ import annotations

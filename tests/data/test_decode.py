@@ -1,7 +1,7 @@
 """data/decode.py on real files written by Pillow: EXIF orientation, draft decode, file kinds and modes,
 the parallel reader, HEIC without its extra, decompression bombs, and the memory check of folders.
 
-.venv/bin/python -m pytest tests/test_decode.py -q
+.venv/bin/python -m pytest tests/data/test_decode.py -q
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 copy of all 60,000 images with the official labels and order): the reader reads it whole with one
 note about the md5, and a short run on it learns well above chance.
 
-    .venv/bin/python -m pytest tests/test_cifar10_real.py -q
+    .venv/bin/python -m pytest tests/data/test_cifar10_real.py -q
 """
 
 from __future__ import annotations

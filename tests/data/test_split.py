@@ -1,6 +1,6 @@
 """Validation split: stratified, seeded, exact counts, saved and read back.
 
-.venv/bin/python -m pytest tests/test_split.py -q
+.venv/bin/python -m pytest tests/data/test_split.py -q
 """
 
 import json

@@ -1,6 +1,6 @@
 """csv:PATH (a label file with images beside it) and parquet:PATH (the Hugging Face layout).
 
-.venv/bin/python -m pytest tests/test_data_tables.py -q -p no:cacheprovider
+.venv/bin/python -m pytest tests/data/test_tables.py -q -p no:cacheprovider
 """
 
 from __future__ import annotations

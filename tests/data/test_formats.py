@@ -1,6 +1,6 @@
 """The dataset registry and load_dataset(): names, data root, options, and the shared pixel conversions.
 
-.venv/bin/python -m pytest tests/test_data_formats.py -q
+.venv/bin/python -m pytest tests/data/test_formats.py -q
 """
 
 from __future__ import annotations

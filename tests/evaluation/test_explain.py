@@ -1,6 +1,6 @@
 """Heat maps: Grad-CAM finds the evidence, differs from a random network's, fits every zoo model, refuses bad input.
 
-    python -m pytest -q tests/test_explain.py
+    python -m pytest -q tests/evaluation/test_explain.py
 
 The localisation and sanity tests share one small network trained on squares: the class of an
 image is decided only by where a bright square sits over noise, so the right map is known.

@@ -1,6 +1,6 @@
 """npz datasets: layouts, dtypes, class names, and every malformed file.
 
-.venv/bin/python -m pytest tests/test_data_npz.py -q
+.venv/bin/python -m pytest tests/data/test_npz.py -q
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ zip of gzipped IDX files with images stored column by column, SVHN's MATLAB 5 .m
 (32, 32, 3, N) and labels 1..10, STL-10's column-major binary files with labels 1..10. Nothing is
 downloaded.
 
-    .venv/bin/python -m pytest tests/test_data_named.py -q -p no:cacheprovider
+    .venv/bin/python -m pytest tests/data/test_dataset_registry.py -q -p no:cacheprovider
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import torch
 from convtrain.base.errors import DataError
 from convtrain.data.info import dataset_info, format_info
 from convtrain.data.registry import DATASETS, load_dataset
+from helpers import NAMED_RECIPES
 from idx_files import idx_bytes, write_idx_set
 
 RNG = np.random.default_rng(0)
@@ -234,19 +235,6 @@ def write_named(root: Path, dataset: str) -> None:
         (root / "stl10_binary").mkdir(parents=True)
         for name, payload in files.items():
             (root / "stl10_binary" / name).write_bytes(payload)
-
-
-SLOW = pytest.mark.slow  # fastnet at full width: about 10 s each on a 2-core CPU
-
-
-NAMED_RECIPES = (  # test_recipes.py runs the recipes of the other datasets
-    "kmnist-fast",
-    "emnist-balanced-fast",
-    "emnist-letters-fast",
-    "emnist-digits-fast",
-    pytest.param("svhn-fast", marks=SLOW),
-    pytest.param("stl10-fast", marks=SLOW),
-)
 
 
 @pytest.mark.parametrize("recipe", NAMED_RECIPES)

@@ -3,7 +3,7 @@
 Every recipe runs two steps on tiny data: official-format CIFAR-10 files with synthetic pixels
 (tests/cifar_files.py) or the bundled MNIST. The LeNet/MNIST recipe also runs in full (slow).
 
-    python -m pytest tests/test_recipes.py -q -m "not slow"
+    python -m pytest tests/config/test_recipes.py -q -m "not slow"
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from convtrain.config.recipes import load_recipe, recipe_names
 from convtrain.config.train_config import TrainConfig, with_model_defaults
 from convtrain.models import build_model
 from convtrain.training.optim import build_optimizer
-from test_data_named import NAMED_RECIPES
+from helpers import NAMED_RECIPES, REPO
 
-RECIPE_DIR = Path(__file__).resolve().parents[1] / "src" / "convtrain" / "config" / "recipes"
-REAL_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+RECIPE_DIR = REPO / "src" / "convtrain" / "config" / "recipes"
+REAL_DATASETS = REPO.parent / "shared" / "datasets"
 
 # What each tutorial fixes, as the issue states it; the recipe must carry exactly these values.
 TUTORIALS = {
@@ -233,7 +233,7 @@ def smoke_recipes() -> list[str]:
 
 
 def test_every_recipe_runs_two_steps_in_one_of_the_two_smoke_tests():
-    named = {p if isinstance(p, str) else p.values[0] for p in NAMED_RECIPES}  # test_data_named.py
+    named = {p if isinstance(p, str) else p.values[0] for p in NAMED_RECIPES}  # data/test_dataset_registry.py
     assert sorted(named | set(smoke_recipes())) == recipe_names() and not named & set(smoke_recipes())
 
 

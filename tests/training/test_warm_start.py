@@ -1,7 +1,7 @@
 """Warm starts and fine-tuning: --pretrained (library cache, files), --init-from, --freeze-epochs,
 --backbone-lr-mult, and that resume and DDP keep working with them. Nothing here downloads.
 
-    python -m pytest tests/test_warm_start.py -q
+    python -m pytest tests/training/test_warm_start.py -q
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Batch augmentation: each op against an independent reference built from plain PyTorch ops.
 
-.venv/bin/python -m pytest tests/test_augment.py -q
+.venv/bin/python -m pytest tests/data/test_augment.py -q
 """
 
 import pytest

@@ -1,6 +1,6 @@
 """Downloads, against a local HTTP server on 127.0.0.1 (never the real network).
 
-.venv/bin/python -m pytest tests/test_download.py -q
+.venv/bin/python -m pytest tests/data/test_download.py -q
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """fastnet: the whitening layer whitens, the frozen parts stay frozen, Dirac convs start as identities,
 the optimizer groups follow the recipe's rules, and the network trains through convtrain on CPU.
 
-    .venv/bin/python -m pytest tests/test_fastnet.py -q
+    .venv/bin/python -m pytest tests/models/test_fastnet.py -q
 """
 
 from __future__ import annotations

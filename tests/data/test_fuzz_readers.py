@@ -6,7 +6,7 @@ one line. Any other exception fails the test, as does a file left behind outside
 Examples are derandomised and bounded so the whole module runs in well under 30 s; set
 CONVTRAIN_FUZZ_EXAMPLES=2000 for a longer hunt.
 
-    .venv/bin/python -m pytest tests/test_fuzz_readers.py -q -p no:cacheprovider
+    .venv/bin/python -m pytest tests/data/test_fuzz_readers.py -q -p no:cacheprovider
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from convtrain.data.formats.idx import parse_idx, read_idx
 from convtrain.data.formats.image_folder import decode_image, read_folder
 from convtrain.data.formats.npz import read_npz
 from convtrain.data.registry import DATASETS, load_dataset
+from helpers import REPO
 from idx_files import NAMES, idx_bytes, write_idx_set
 
 pytestmark = pytest.mark.filterwarnings("ignore::convtrain.data.registry.DataWarning")
@@ -311,7 +312,7 @@ def test_svhn_mat(data):
 
 # ----- YAML configs -----
 
-CONFIG = (Path(__file__).resolve().parents[1] / "src/convtrain/config/recipes/mnist-fast.yaml").read_bytes()
+CONFIG = (REPO / "src/convtrain/config/recipes/mnist-fast.yaml").read_bytes()
 
 
 @fuzz(150)

@@ -2,7 +2,7 @@
 
 Tiny data at 16 px and two steps per run: these check the plumbing, not accuracy.
 
-    python -m pytest tests/test_external_models.py -q
+    python -m pytest tests/models/test_external.py -q
 """
 
 from __future__ import annotations

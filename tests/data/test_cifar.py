@@ -1,6 +1,6 @@
 """CIFAR-10/100: official-format folders and archives, safe unpickling, safe unpacking, broken files.
 
-.venv/bin/python -m pytest tests/test_data_cifar.py -q
+.venv/bin/python -m pytest tests/data/test_cifar.py -q
 """
 
 from __future__ import annotations

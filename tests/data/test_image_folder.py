@@ -1,6 +1,6 @@
 """Folder datasets: the real CIFAR-10 sample, split layouts, bad files, mixed sizes and modes, decode_image.
 
-.venv/bin/python -m pytest tests/test_data_folder.py -q
+.venv/bin/python -m pytest tests/data/test_image_folder.py -q
 """
 
 from __future__ import annotations
