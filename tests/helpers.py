@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,13 @@ import pytest
 from convtrain.config.train_config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]  # the checkout: src/, tests/, README.md
+
+
+def copy_run(run: Path, to: Path) -> Path:
+    """A copy of a shared run folder at `to`, for a test that writes into it: the shared one stays as
+    trained."""
+    shutil.copytree(run, to)
+    return to
 
 
 def tiny_config(npz: Path, out: Path | None = None, **options: Any) -> TrainConfig:

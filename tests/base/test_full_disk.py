@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import subprocess
 import warnings
 from pathlib import Path
@@ -29,7 +28,7 @@ from convtrain.cli import main
 from convtrain.data.registry import load_dataset
 from convtrain.runs.checkpoint import checkpoint_bytes, load_checkpoint, save_checkpoint
 from convtrain.training.loop import fit
-from helpers import tiny_config
+from helpers import copy_run, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -281,8 +280,7 @@ def test_a_real_small_disk_refuses_a_run_that_cannot_fit_and_resumes_one_that_fi
 def test_every_writer_says_a_full_disk_in_one_line(
     command, tiny_run, tiny_npz, tmp_path, monkeypatch, capsys
 ):
-    run = tmp_path / "run"
-    shutil.copytree(tiny_run, run)
+    run = copy_run(tiny_run, tmp_path / "run")
     argv = [part.format(run=run, tmp=tmp_path, npz=tiny_npz) for part in command]
     _full_disk_at_fsync(monkeypatch)
     assert main(argv) == 2

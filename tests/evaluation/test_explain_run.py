@@ -21,6 +21,7 @@ from PIL import Image
 import convtrain
 from convtrain.cli import main
 from convtrain.evaluation.report.run_pictures import make_run_pictures
+from helpers import copy_run
 
 needs_captum = pytest.mark.skipif(importlib.util.find_spec("captum") is None, reason="needs captum")
 
@@ -94,8 +95,7 @@ def test_bad_explain_options_exit_2_with_one_line(reported_run, images, tmp_path
 
 @needs_captum
 def test_evaluate_explain_draws_the_top_losses_and_right_predictions(reported_run, tmp_path, capsys):
-    run = tmp_path / "run"
-    shutil.copytree(reported_run, run)
+    run = copy_run(reported_run, tmp_path / "run")
     assert main(["evaluate", str(run), "--explain", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     for name in ("explain_mistakes_test.png", "explain_correct_test.png"):
@@ -111,8 +111,7 @@ def test_report_shows_what_the_network_looks_at(reported_run):
 
 
 def test_report_without_captum_says_so(reported_run, tmp_path, monkeypatch):
-    run = tmp_path / "run"
-    shutil.copytree(reported_run, run)
+    run = copy_run(reported_run, tmp_path / "run")
     monkeypatch.setitem(sys.modules, "captum", None)  # makes `import captum...` raise ImportError
     monkeypatch.setitem(sys.modules, "captum.attr", None)
     html = make_run_pictures(run, device="cpu").read_text()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from convtrain.cli.run_commands import format_evaluation
 from convtrain.evaluation.metrics import metrics_from_logits
 from convtrain.evaluation.scoring import evaluate as evaluate_run
 from convtrain.runs.run_dir import RunDir
+from helpers import copy_run
 
 
 @pytest.fixture(scope="module")
@@ -147,15 +147,8 @@ def test_metrics_from_logits_on_a_small_hand_example():
     assert [t["index"] for t in result["top_losses"]] == [2, 4]  # the two confidently wrong rows
 
 
-def copy_run(run: Path, tmp_path: Path) -> Path:
-    """A copy of a shared run folder for a test that writes into it: the shared one stays as trained."""
-    copy = tmp_path / "copy"
-    shutil.copytree(run, copy)
-    return copy
-
-
 def test_val_split_uses_the_saved_indices_and_tta_matches_hand_views(tiny_run, tiny_npz, tmp_path):
-    run = copy_run(tiny_run, tmp_path)  # evaluate writes evaluation_val.json into the folder
+    run = copy_run(tiny_run, tmp_path / "copy")  # evaluate writes evaluation_val.json into the folder
     result = evaluate_run(run, split="val", device="cpu")
     val_idx = json.loads((run / "split.json").read_text())["val"]
     arrays = np.load(tiny_npz)
@@ -200,7 +193,7 @@ def test_convtrain_evaluate_stays_the_function_after_training(tiny_run):
 
 @pytest.mark.parametrize("missing", ["model.json", "config.yaml", "best.pt"])
 def test_a_run_folder_missing_a_file_is_refused_in_one_line(tiny_run, tmp_path, capsys, missing):
-    run = copy_run(tiny_run, tmp_path)
+    run = copy_run(tiny_run, tmp_path / "copy")
     (run / missing).unlink()
     assert main(["evaluate", str(run), "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()
@@ -210,7 +203,7 @@ def test_a_run_folder_missing_a_file_is_refused_in_one_line(tiny_run, tmp_path, 
 def test_no_such_run_folder_and_no_test_split(tiny_run, tiny_npz, tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         evaluate_run(tmp_path / "nothing")
-    run = copy_run(tiny_run, tmp_path)
+    run = copy_run(tiny_run, tmp_path / "copy")
     arrays = np.load(tiny_npz)
     no_test = tmp_path / "no_test.npz"
     np.savez(no_test, x_train=arrays["x_train"], y_train=arrays["y_train"])
@@ -226,7 +219,7 @@ def test_no_such_run_folder_and_no_test_split(tiny_run, tiny_npz, tmp_path):
 def test_checkpoints_of_another_architecture_or_class_count_are_refused(tiny_run, tmp_path):
     from convtrain.models import build_model
 
-    run = copy_run(tiny_run, tmp_path)
+    run = copy_run(tiny_run, tmp_path / "copy")
     for model in (build_model("lenet5", 1, 7, 28), build_model("mnist-cnn", 1, 4, 28)):
         torch.save({"model": model.state_dict()}, run / "best.pt")
         with pytest.raises(CheckpointError, match="another architecture or class count"):
@@ -246,7 +239,7 @@ class RunsACommand:
 
 
 def test_a_checkpoint_that_would_run_code_is_refused_and_nothing_runs(tiny_run, tmp_path, capsys):
-    run = copy_run(tiny_run, tmp_path)
+    run = copy_run(tiny_run, tmp_path / "copy")
     marker = tmp_path / "code-ran"
     torch.save({"model": RunsACommand(marker)}, run / "best.pt")
     with pytest.raises(CheckpointError, match="refused"):

@@ -26,6 +26,7 @@ from convtrain.evaluation.report.plots import (
     plot_predictions,
 )
 from convtrain.evaluation.report.run_pictures import make_run_pictures
+from helpers import copy_run
 
 PICTURES = {"curves", "confusion", "per_class", "predictions", "mistakes", "batch", "filters"}
 if importlib.util.find_spec("captum"):  # "what the network looks at" needs convtrain[explain]
@@ -79,8 +80,7 @@ def test_report_without_test_split_uses_validation_and_without_either_still_rend
     arrays = np.load(tiny_rgb_npz)
     train_only = tmp_path / "train_only.npz"
     np.savez(train_only, x_train=arrays["x_train"], y_train=arrays["y_train"])
-    run = tmp_path / "run"
-    shutil.copytree(reported_run, run)
+    run = copy_run(reported_run, tmp_path / "run")
     config = run / "config.yaml"
     config.write_text(config.read_text().replace(str(tiny_rgb_npz), str(train_only)))
 
@@ -101,8 +101,7 @@ def test_report_without_test_split_uses_validation_and_without_either_still_rend
 
 
 def test_report_survives_a_dataset_that_moved_and_a_run_without_epochs(reported_run, tmp_path):
-    run = tmp_path / "run"
-    shutil.copytree(reported_run, run)
+    run = copy_run(reported_run, tmp_path / "run")
     shutil.rmtree(run / "plots")
     config = run / "config.yaml"
     config.write_text(re.sub(r"dataset: npz:.*", "dataset: npz:/nonexistent/moved.npz", config.read_text()))
@@ -156,8 +155,7 @@ def test_prediction_grid_colours_right_green_and_wrong_red(tmp_path):
 
 
 def test_the_report_evaluates_the_weights_the_run_tested(reported_run, tmp_path):
-    run = tmp_path / "run"
-    shutil.copytree(reported_run, run)
+    run = copy_run(reported_run, tmp_path / "run")
     config = run / "config.yaml"
     config.write_text(config.read_text().replace("test_weights: best", "test_weights: last"))
     html = make_run_pictures(run, device="cpu").read_text()
@@ -194,8 +192,7 @@ def test_the_report_draws_from_the_final_test_pass_instead_of_scoring_again(
     assert evaluation["top1"] == run.results["test_acc"]
     assert evaluation["loss"] == pytest.approx(run.results["test_loss"], rel=1e-5)
     # the same pictures as a report made afterwards from the folder alone, which scores the split itself
-    again = tmp_path / "again"
-    shutil.copytree(run.path, again)
+    again = copy_run(run.path, tmp_path / "again")
     make_run_pictures(again)
     assert len(calls) == 1
     assert json.loads((again / "evaluation_test.json").read_text())["top1"] == evaluation["top1"]

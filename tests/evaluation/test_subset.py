@@ -4,7 +4,6 @@ test images are one), with the split's own image indices in what it reports."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +13,12 @@ import torch
 from convtrain.cli import main
 from convtrain.evaluation.metrics import metrics_from_logits
 from convtrain.evaluation.scoring import evaluate, run_logits
+from helpers import copy_run
 
 
 @pytest.fixture
 def run(tiny_run, tmp_path) -> Path:
-    copy = tmp_path / "run"
-    shutil.copytree(tiny_run, copy)
-    return copy
+    return copy_run(tiny_run, tmp_path / "run")
 
 
 def test_a_mask_and_an_index_list_score_exactly_those_images(run, tmp_path, tiny_npz):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,8 @@ from convtrain.runs.run_dir import RunDir
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+
+from helpers import copy_run  # noqa: E402
 
 FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 CARD = {
@@ -67,8 +68,7 @@ def read_everything(folder: Path) -> None:
 @FUZZ
 @given(data=st.data())
 def test_fuzzed_model_cards_load_or_fail_in_one_line(run_folder, tmp_path_factory, data):
-    folder = tmp_path_factory.mktemp("card") / "run"
-    shutil.copytree(run_folder, folder)
+    folder = copy_run(run_folder, tmp_path_factory.mktemp("card") / "run")
     card = (folder / "model.json").read_bytes()
     (folder / "model.json").write_bytes(data.draw(mutations(card)))
     before = sorted(p.name for p in folder.iterdir())
@@ -83,8 +83,7 @@ def test_fuzzed_model_cards_load_or_fail_in_one_line(run_folder, tmp_path_factor
     )
 )
 def test_cards_with_values_of_any_type_fail_in_one_line(run_folder, tmp_path_factory, values):
-    folder = tmp_path_factory.mktemp("typed") / "run"
-    shutil.copytree(run_folder, folder)
+    folder = copy_run(run_folder, tmp_path_factory.mktemp("typed") / "run")
     try:
         text = json.dumps({**CARD, **values})
     except (TypeError, ValueError):
@@ -96,8 +95,7 @@ def test_cards_with_values_of_any_type_fail_in_one_line(run_folder, tmp_path_fac
 @FUZZ
 @given(data=st.data())
 def test_fuzzed_checkpoints_split_and_metrics_fail_in_one_line(run_folder, tmp_path_factory, data):
-    folder = tmp_path_factory.mktemp("files") / "run"
-    shutil.copytree(run_folder, folder)
+    folder = copy_run(run_folder, tmp_path_factory.mktemp("files") / "run")
     run = RunDir(folder)
     buffer = io.BytesIO()
     torch.save({"model": {"w": torch.zeros(2)}, "epoch": 1}, buffer)

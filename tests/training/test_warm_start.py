@@ -26,6 +26,7 @@ from convtrain.models import build_model
 from convtrain.models.heads import Freezer, head_name
 from convtrain.training.optim import build_optimizer
 from convtrain.training.warm_start import Source, library_file, library_weights, load_matching
+from helpers import copy_run
 
 timm = pytest.importorskip("timm")
 CLASSES = ["0", "1", "2", "3"]
@@ -290,8 +291,7 @@ def test_bad_fine_tuning_options_are_one_line_errors(flags, message, tiny_npz, t
 def test_resume_inside_the_frozen_epochs_ends_with_the_same_weights(tiny_run, tiny_npz, tmp_path):
     """A warm-started, frozen run stopped after epoch 1 and resumed equals the uninterrupted run, even
     with the source run gone: resuming reads last.pt, not the starting weights."""
-    source = tmp_path / "source"
-    shutil.copytree(tiny_run, source)
+    source = copy_run(tiny_run, tmp_path / "source")
     args = ["--model", "lenet5", "--init-from", str(source), "--epochs", "3", "--freeze-epochs", "2"]
     args += ["--optimizer", "adam", "--lr", "0.003", "--seed", "3", "--limit-train", "128"]
     assert main(tiny_args(tiny_npz, tmp_path / "whole", *args)) == 0
