@@ -17,7 +17,7 @@ from convtrain.models import build_model
 from convtrain.models.hooks import FitsToData
 from convtrain.system import runtime
 
-FAST_RECIPES = ("mnist-fast", "fashion-mnist-fast", "cifar10-fast")
+FAST_RECIPES = ("mnist-fast", "fashion-mnist-fast", "cifar10-fast", "cifar10-cpu")
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small nets: see conftest.py
