@@ -9,9 +9,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import torch
+
 from convtrain.base.version import __version__
 from convtrain.config.train_config import TrainConfig
-from convtrain.data.dataset import ImageData
+from convtrain.data.dataset import ImageData, Split
 from convtrain.models.external import model_arguments, split_name
 from convtrain.runs.run_dir import RunDir
 from convtrain.system import distributed
@@ -27,7 +29,17 @@ def record_run(config: TrainConfig, run: RunDir, data: ImageData, weights_origin
 
 
 def announce(
-    config, device, channels_last, data, train_split, val_split, run, chosen, notes, started
+    *,
+    config: TrainConfig,
+    device: torch.device,
+    channels_last: bool,
+    data: ImageData,
+    train_split: Split,
+    val_split: Split,
+    run: RunDir,
+    chosen: list[str],
+    notes: list[str],
+    started: float,
 ) -> None:
     """The run's first line: where and how it trains, on what, what was chosen for it (the epochs),
     and where its folder is; then a line per note."""

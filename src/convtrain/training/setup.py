@@ -221,7 +221,16 @@ def _build(config: TrainConfig, run: RunDir, device: torch.device, record: bool,
         _check_room(config, run, model)
         writer = record_run(config, run, data, weights_origin)
         announce(
-            config, device, channels_last, data, train_split, val_split, run, chosen, [*notes, note], started
+            config=config,
+            device=device,
+            channels_last=channels_last,
+            data=data,
+            train_split=train_split,
+            val_split=val_split,
+            run=run,
+            chosen=chosen,
+            notes=[*notes, note],
+            started=started,
         )
     freezer = Freezer(model, config.freeze_epochs, config.train_bn) if config.freeze_epochs else None
     return Job(
