@@ -20,11 +20,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "evaluation"))
+
+from test_explain import CORNERS, SIZE, mass_inside, normalise, square_images  # noqa: E402
 
 from convtrain.evaluation.explain import default_layer, explain  # noqa: E402
 from convtrain.models import build_model  # noqa: E402
-from test_explain import CORNERS, SIZE, mass_inside, normalise, square_images  # noqa: E402
 
 METHODS = ("gradcam", "saliency", "ig")
 

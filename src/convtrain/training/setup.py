@@ -200,6 +200,7 @@ def _build(config: TrainConfig, run: RunDir, device: torch.device, record: bool,
     notes = [size_note, *notes]
     train_split, val_split, note = _split(data, config, run, record)
     config, chosen = resolve(config, device, data, len(train_split))
+    notes.append(_chosen_on_test(config))
     timings.add("data", time.perf_counter() - started)
 
     model_started = time.perf_counter()
@@ -415,6 +416,16 @@ def _split(data: ImageData, config: TrainConfig, run: RunDir, record: bool) -> t
     if record and distributed.is_main():
         run.write_split(train_idx, val_idx)
     return data.train.subset(train_idx), data.train.subset(val_idx), note
+
+
+def _chosen_on_test(config: TrainConfig) -> str:
+    """A note when best.pt, and so the final test figure, would be picked by the test split."""
+    if config.epoch_eval != "test" or config.test_weights != "best":
+        return ""
+    return (
+        "note: --epoch-eval test makes best.pt the epoch with the best test figure, so the final test "
+        "figure is chosen on the test split; pass --test-weights last for one that is not"
+    )
 
 
 def _normalised_sample(split: Split, data: ImageData, count: int = 5000) -> torch.Tensor:
