@@ -126,3 +126,43 @@ def test_the_check_folder_names_its_files_and_refuses_an_unfinished_check(tmp_pa
     ]
     with pytest.raises(ConfigError, match="holds no finished check"):
         folder.summary()
+
+
+# ----- the scoring models' recipe follows the dataset's kind -----
+
+
+@pytest.mark.parametrize(
+    "name, channels, family, recipe",
+    [
+        ("cifar10", 3, "photos", "cifar10-cpu"),
+        ("npz:/data/shots.npz", 3, "photos", "cifar10-cpu"),
+        ("fashion-mnist", 1, "clothes", "fashion-mnist-fast"),
+        ("mnist", 1, "digits", "mnist-fast"),
+        ("folder:/data/scans", 1, "digits", "mnist-fast"),
+    ],
+)
+def test_each_kind_of_dataset_gets_its_recipe(name, channels, family, recipe):
+    from convtrain.datacheck.crossval import dataset_family
+
+    assert dataset_family(name, channels)[0] == family
+    config = fold_config(None, None, None, family)
+    assert config.recipe == recipe and config.label_smoothing == 0.0
+    assert config.epochs == (3 if family == "digits" else own_recipe_epochs(recipe))
+    assert fold_config("mnist-fast", None, None, family).recipe == "mnist-fast"  # --recipe wins
+
+
+def own_recipe_epochs(recipe: str) -> int:
+    from convtrain.config.recipes import load_recipe
+
+    return load_recipe(recipe)["epochs"]
+
+
+def test_a_photo_dataset_is_scored_with_the_photo_recipe_and_says_so(tiny_rgb_npz, capsys):
+    result = check(f"npz:{tiny_rgb_npz}", split="test", labels=True, train_options={"epochs": 1}, top=5)
+    out = capsys.readouterr().out
+    assert (
+        "scoring models train with recipe cifar10-cpu, fastnet-small, 1 epochs (photos: 3-channel images"
+        in out
+    )
+    assert result.summary["labels"]["recipe"] == "cifar10-cpu"
+    assert result.summary["settings"]["recipe"] == "cifar10-cpu"

@@ -24,13 +24,14 @@ from convtrain.data.dataset import Split
 from convtrain.datacheck.balance import class_balance
 from convtrain.datacheck.check_config import CheckConfig
 from convtrain.datacheck.check_dir import CheckDir
-from convtrain.datacheck.crossval import fold_config, out_of_fold, score_held_out
+from convtrain.datacheck.crossval import dataset_family, fold_config, out_of_fold, score_held_out
 from convtrain.datacheck.duplicates import find_duplicates
 from convtrain.datacheck.file_health import FileReport, blank_images, scan_folder
 from convtrain.datacheck.labels import find_label_issues, rank_suspicious
 from convtrain.datacheck.outputs import SCHEMA, issue_rows
 from convtrain.datacheck.page import render_page
 from convtrain.datacheck.source import SplitImages, load_splits, resolve_splits
+from convtrain.training.epochs_and_size import DEFAULT_EPOCHS
 
 
 @dataclass
@@ -85,6 +86,11 @@ def check(dataset: str, settings: CheckConfig | None = None, **options: Any) -> 
     label_summary = None
     if labels:
         started = time.perf_counter()
+        if settings.recipe is None:  # the recipe of the dataset's kind, now that its images are known
+            family, why = dataset_family(data.name, data.channels)
+            config = fold_config(None, settings.model, settings.train_options, family)
+            log(f"labels: scoring models train with recipe {config.recipe}, {config.model}, "
+                f"{config.epochs or DEFAULT_EPOCHS} epochs ({family}: {why}; --recipe to choose)")  # fmt: skip
         scoring = LabelScoring(
             settings.folds, settings.scoring_models, config, settings.seed, settings.device
         )
