@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from benchmarks.common import median, mnist_arrays, quiet, scratch_dir, spread, table
-from convtrain.data.registry import load_dataset
+from convtrain.data.dataset_registry import load_dataset
 
 
 def write_folder(root: Path, images: np.ndarray, labels: np.ndarray) -> Path:

@@ -22,7 +22,7 @@ from PIL import Image
 
 import convtrain
 from benchmarks.common import SHARED_DATASETS, SIZES, quiet, scratch_dir, table, write_npz
-from convtrain.data.registry import load_dataset
+from convtrain.data.dataset_registry import load_dataset
 from convtrain.evaluation.prediction import predict_tensor
 
 EXACT = SHARED_DATASETS / "cifar10-exact"

@@ -167,7 +167,7 @@ def write_npz(
 
 def mnist_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The bundled MNIST as NCHW uint8 arrays: (60000, 1, 28, 28), labels, (10000, 1, 28, 28), labels."""
-    from convtrain.data.registry import load_dataset
+    from convtrain.data.dataset_registry import load_dataset
 
     with quiet():
         data = load_dataset("mnist")
@@ -184,7 +184,7 @@ MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # MNIST's published pixel mean and std (
 
 def mnist_tensors(count: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The first `count` bundled MNIST training images, normalised, (N, 1, 28, 28) float32, and labels."""
-    from convtrain.data.registry import load_dataset
+    from convtrain.data.dataset_registry import load_dataset
 
     with quiet():
         data = load_dataset("mnist")

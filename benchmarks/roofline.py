@@ -18,7 +18,7 @@ from pathlib import Path
 import convtrain
 from benchmarks.common import cifar_shaped, quiet, scratch_dir, table, write_npz
 from convtrain.models import build_model, model_names, own_training
-from convtrain.models.registry import GENERIC_TRAINING
+from convtrain.models.model_registry import GENERIC_TRAINING
 from convtrain.system.flop_counts import training_flops_per_image
 from convtrain.system.runtime import cpu_bf16_units
 

@@ -54,7 +54,7 @@ _LOADED: dict[str, tuple[np.ndarray, ...]] = {}
 def official(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The official train and test arrays, NCHW uint8, read once per process."""
     if name not in _LOADED:
-        from convtrain.data.registry import load_dataset
+        from convtrain.data.dataset_registry import load_dataset
 
         with quiet():
             data = load_dataset(name, str(SHARED_DATASETS), download=False)

@@ -192,7 +192,7 @@ def write_cifar10(root: Path, per_batch: int = 20, archive: bool = False, seed: 
 
 def write_cifar100(root: Path, per_batch: int = 20, archive: bool = False, seed: int = 0) -> CifarFiles:
     """cifar-100-python/ (train with 5 * per_batch images, test with per_batch, meta) or its .tar.gz under root."""
-    from convtrain.data.registry import DATASETS
+    from convtrain.data.dataset_registry import DATASETS
 
     fine_names = DATASETS["cifar100"].classes
     train_x, train_y = make_images(5 * per_batch, 100, seed)

@@ -1,6 +1,6 @@
 """The package's shape, read from its own imports with `ast`: no import cycles between modules, each
 layer importing only the layers below it (the table in README's "How the package is built", read from
-README itself: the one list of the layers), at most 12 entries at the package's top, and no
+README itself: the one list of the layers), at most 12 entries at the package's top, every module name used once, and no
 import of convtrain's own modules inside a function unless a `# deferred: why` comment explains it.
 
     pytest tests/test_architecture.py -q
@@ -187,6 +187,14 @@ def test_the_package_top_is_the_layers_and_nothing_else():
     assert len(folders) <= 12
 
 
+def test_every_module_name_is_used_once():
+    """One basename, one job: no two modules of the package share a file name (`__init__` aside), so
+    a name in a traceback, a test file's name or a conversation points at one file."""
+    names = [p.name for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    assert repeated == []
+
+
 def test_the_tests_mirror_the_package():
     """A test of a layer's module lives in tests/<layer>/; only this whole-package test and the shared
     helpers (conftest.py, helpers.py, file writers) sit at the top of tests/."""
@@ -221,13 +229,13 @@ def test_function_level_imports_of_own_modules_say_why():
 def test_the_checks_catch_a_cycle_and_an_upward_import():
     """The checks themselves can fail: a made-up cycle and a made-up upward import are found."""
     made_up = [
-        Import("convtrain.data.registry", "convtrain.data.spec", 1, False, False),
-        Import("convtrain.data.spec", "convtrain.data.registry", 1, True, False),
-        Import("convtrain.models.registry", "convtrain.config.train_config", 1, False, False),
+        Import("convtrain.data.dataset_registry", "convtrain.data.spec", 1, False, False),
+        Import("convtrain.data.spec", "convtrain.data.dataset_registry", 1, True, False),
+        Import("convtrain.models.model_registry", "convtrain.config.train_config", 1, False, False),
     ]
-    assert cycles(made_up) == [["convtrain.data.registry", "convtrain.data.spec"]]
+    assert cycles(made_up) == [["convtrain.data.dataset_registry", "convtrain.data.spec"]]
     assert upward_imports(made_up) == [
-        "convtrain.models.registry:1 imports convtrain.config.train_config (models may not import config)"
+        "convtrain.models.model_registry:1 imports convtrain.config.train_config (models may not import config)"
     ]
 
 

@@ -25,7 +25,7 @@ from convtrain.base import atomic_files
 from convtrain.base.atomic_files import atomic_write, write_text_atomic
 from convtrain.base.errors import DataWarning, DiskError
 from convtrain.cli import main
-from convtrain.data.registry import load_dataset
+from convtrain.data.dataset_registry import load_dataset
 from convtrain.runs.checkpoint import checkpoint_bytes, load_checkpoint, save_checkpoint
 from convtrain.training.loop import fit
 from helpers import copy_run, tiny_config

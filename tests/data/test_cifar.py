@@ -21,7 +21,7 @@ from cifar_files import CIFAR10_CLASSES, make_images, py2_pickle, write_cifar10,
 from convtrain.base.errors import DataError
 from convtrain.data.formats import cifar
 from convtrain.data.formats.cifar import load_pickle
-from convtrain.data.registry import DATASETS, DataWarning, load_dataset
+from convtrain.data.dataset_registry import DATASETS, DataWarning, load_dataset
 
 
 def _same(data, files) -> None:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import convtrain
-from convtrain.data.registry import load_dataset
+from convtrain.data.dataset_registry import load_dataset
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -22,13 +22,13 @@ import torch
 
 from convtrain.base.errors import DataError
 from convtrain.data.info import dataset_info, format_info
-from convtrain.data.registry import DATASETS, load_dataset
+from convtrain.data.dataset_registry import DATASETS, load_dataset
 from helpers import NAMED_RECIPES
 from idx_files import idx_bytes, write_idx_set
 
 RNG = np.random.default_rng(0)
 
-pytestmark = pytest.mark.filterwarnings("ignore::convtrain.data.registry.DataWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::convtrain.data.dataset_registry.DataWarning")
 
 
 def one_line_error(name: str, root: Path, match: str) -> None:

@@ -34,11 +34,11 @@ from convtrain.data.formats.cifar import read_batch
 from convtrain.data.formats.idx import parse_idx, read_idx
 from convtrain.data.formats.image_folder import decode_image, read_folder
 from convtrain.data.formats.npz import read_npz
-from convtrain.data.registry import DATASETS, load_dataset
+from convtrain.data.dataset_registry import DATASETS, load_dataset
 from helpers import REPO
 from idx_files import NAMES, idx_bytes, write_idx_set
 
-pytestmark = pytest.mark.filterwarnings("ignore::convtrain.data.registry.DataWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::convtrain.data.dataset_registry.DataWarning")
 SCALE = int(os.environ.get("CONVTRAIN_FUZZ_EXAMPLES", "0"))
 
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from convtrain.base.errors import DataError, ImageError
 from convtrain.data.formats.image_folder import decode_image, read_folder
-from convtrain.data.registry import DataWarning, load_dataset
+from convtrain.data.dataset_registry import DataWarning, load_dataset
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

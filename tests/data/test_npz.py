@@ -11,7 +11,7 @@ import torch
 
 from convtrain.base.errors import DataError
 from convtrain.data.formats.npz import read_npz
-from convtrain.data.registry import load_dataset
+from convtrain.data.dataset_registry import load_dataset
 
 
 def _save(tmp_path, **arrays):

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from convtrain.base.errors import DataError
-from convtrain.data.registry import DataWarning, load_dataset
+from convtrain.data.dataset_registry import DataWarning, load_dataset
 
 RNG = np.random.default_rng(0)
 

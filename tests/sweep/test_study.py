@@ -21,7 +21,7 @@ import yaml
 from convtrain.cli import main
 from convtrain.config.train_config import TrainConfig, read_yaml
 from convtrain.sweep.folders import SweepDir
-from convtrain.sweep.outputs import write_outputs
+from convtrain.sweep.sweep_outputs import write_outputs
 
 optuna = pytest.importorskip("optuna")
 

@@ -8,7 +8,7 @@ import torch
 
 from convtrain.base.errors import ConvtrainError
 from convtrain.config.train_config import GENERIC_TRAINING, TrainConfig
-from convtrain.data.registry import load_dataset
+from convtrain.data.dataset_registry import load_dataset
 from convtrain.models import own_training
 from convtrain.system import runtime
 from convtrain.training import loop

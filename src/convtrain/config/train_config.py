@@ -22,7 +22,7 @@ import yaml
 from convtrain.base.errors import ConfigError
 from convtrain.data.augment import parse_augment
 from convtrain.models.init_schemes import INIT_SCHEMES
-from convtrain.models.registry import ADAM_TRAINING, GENERIC_TRAINING, own_training
+from convtrain.models.model_registry import ADAM_TRAINING, GENERIC_TRAINING, own_training
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "linear")

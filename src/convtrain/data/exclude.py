@@ -20,7 +20,7 @@ import torch
 
 from convtrain.base.errors import ConfigError
 from convtrain.data.dataset import ImageData
-from convtrain.data.registry import load_dataset
+from convtrain.data.dataset_registry import load_dataset
 
 
 def read_exclusions(path: str | Path) -> tuple[set[int], set[str]]:

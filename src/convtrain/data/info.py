@@ -1,7 +1,7 @@
 """What a dataset holds: images per split and class, image shape, and pixel statistics.
 
 convtrain data info cifar10 --json
-python -c "from convtrain.data.registry import load_dataset; from convtrain.data.info import *; print(format_info(dataset_info(load_dataset('mnist'))))"
+python -c "from convtrain.data.dataset_registry import load_dataset; from convtrain.data.info import *; print(format_info(dataset_info(load_dataset('mnist'))))"
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Protocol
 
 from convtrain.data.dataset import ImageData
-from convtrain.data.registry import load_dataset
+from convtrain.data.dataset_registry import load_dataset
 
 
 class DataOptions(Protocol):

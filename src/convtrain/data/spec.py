@@ -1,6 +1,6 @@
 """What a registered dataset is: its published files and its description (the registry's entries).
 
-The readers in formats/ take a DatasetSpec; registry.py holds the table of them.
+The readers in formats/ take a DatasetSpec; dataset_registry.py holds the table of them.
 """
 
 from __future__ import annotations

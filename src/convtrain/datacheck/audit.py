@@ -28,8 +28,8 @@ from convtrain.datacheck.crossval import dataset_family, fold_config, out_of_fol
 from convtrain.datacheck.duplicates import find_duplicates
 from convtrain.datacheck.file_health import FileReport, blank_images, scan_folder
 from convtrain.datacheck.labels import find_label_issues, rank_suspicious
-from convtrain.datacheck.outputs import SCHEMA, issue_rows
-from convtrain.datacheck.page import render_page
+from convtrain.datacheck.check_outputs import SCHEMA, issue_rows
+from convtrain.datacheck.check_page import render_page
 from convtrain.datacheck.source import SplitImages, load_splits, resolve_splits
 from convtrain.training.epochs_and_size import DEFAULT_EPOCHS
 

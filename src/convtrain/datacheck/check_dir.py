@@ -16,7 +16,7 @@ from typing import Any
 
 from convtrain.base.atomic_files import write_json_atomic, write_text_atomic
 from convtrain.base.errors import ConfigError
-from convtrain.datacheck.outputs import RANKING_COLUMNS, issue_rows, issues_csv
+from convtrain.datacheck.check_outputs import RANKING_COLUMNS, issue_rows, issues_csv
 from convtrain.runs.run_dir import Folder, RunFile
 
 

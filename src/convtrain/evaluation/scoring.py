@@ -27,7 +27,7 @@ from convtrain.base.errors import CheckpointError, ConfigError, DataError
 from convtrain.data.augment import parse_augment
 from convtrain.data.dataset import ImageData, Split
 from convtrain.data.loader import make_loader
-from convtrain.data.registry import load_dataset
+from convtrain.data.dataset_registry import load_dataset
 from convtrain.evaluation.explain import check_method
 from convtrain.evaluation.explain.pictures import write_evaluation_galleries
 from convtrain.evaluation.metrics import metrics_from_logits, metrics_from_sums

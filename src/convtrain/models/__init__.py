@@ -1,7 +1,7 @@
 """The model zoo: a registry of network builders by name, and weight initialisation.
 
 Each family lives in its own file here (lenet.py, tutorial_cnns.py, mnist_cnn.py, resnet.py, ...)
-and registers its builders with `@register_model` (registry.py); init_schemes.py re-initialises
+and registers its builders with `@register_model` (model_registry.py); init_schemes.py re-initialises
 weights, heads.py finds and freezes heads, external.py builds timm:/torchvision: names.
 
     >>> from convtrain.models import build_model, model_names
@@ -13,7 +13,7 @@ weights, heads.py finds and freezes heads, external.py builds timm:/torchvision:
 """
 
 from convtrain.models.init_schemes import INIT_SCHEMES, init_weights
-from convtrain.models.registry import (
+from convtrain.models.model_registry import (
     ADAM_TRAINING,
     GENERIC_TRAINING,
     build_model,

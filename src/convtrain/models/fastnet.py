@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convtrain.models.registry import register_model
+from convtrain.models.model_registry import register_model
 
 # ----- building blocks -----
 

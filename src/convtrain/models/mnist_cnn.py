@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from convtrain.models.registry import register_model
+from convtrain.models.model_registry import register_model
 
 
 def conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from convtrain.models.registry import register_model
+from convtrain.models.model_registry import register_model
 
 # ----- building blocks -----
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 
 from convtrain.models import build_model, model_description, model_min_size, model_names, own_training
-from convtrain.models.registry import ADAM_TRAINING, GENERIC_TRAINING
+from convtrain.models.model_registry import ADAM_TRAINING, GENERIC_TRAINING
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 

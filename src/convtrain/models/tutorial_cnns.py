@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from convtrain.models.registry import register_model
+from convtrain.models.model_registry import register_model
 
 # fourconv-cnn's own init: weights ~ N(0, 0.02), one fixed std for every layer, tutorial style.
 # Unlike a fan-in scaled init it shrinks the signal at every layer (logits start near 1e-3), so

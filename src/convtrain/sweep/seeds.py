@@ -20,7 +20,7 @@ from convtrain.base.errors import ConfigError, ConvtrainError
 from convtrain.config.train_config import TrainConfig
 from convtrain.data.memory_cache import keep_datasets
 from convtrain.sweep.folders import SeedsDir
-from convtrain.sweep.page import write_seeds_report
+from convtrain.sweep.report_pages import write_seeds_report
 from convtrain.sweep.stats import summarize
 from convtrain.sweep.workers import prefixed, start_workers, worker_device
 from convtrain.training.loop import fit

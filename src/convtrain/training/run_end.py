@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from convtrain.data.registry import resolve_data_dir
+from convtrain.data.dataset_registry import resolve_data_dir
 from convtrain.evaluation.scoring import Scored, mirrors, score_loader
 from convtrain.system import distributed
 from convtrain.system.flop_counts import arithmetic_summary, training_flops_per_image

@@ -5,7 +5,7 @@ here resolves only the few names the official files use (numpy array and dtype r
 refuses everything else. The .tar.gz is unpacked into a temporary folder inside the data root,
 member by member after checking each path, checked, then renamed into place in one step.
 
-    python -c "from convtrain.data.registry import load_dataset; print(load_dataset('cifar10', '../shared/datasets'))"
+    python -c "from convtrain.data.dataset_registry import load_dataset; print(load_dataset('cifar10', '../shared/datasets'))"
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 column), train_y.bin and test_y.bin (one uint8 label 1..10 per image) and class_names.txt. The
 official stl10_binary.tar.gz is unpacked without its 100,000 unlabelled images (unlabeled_X.bin).
 
-    python -c "from convtrain.data.registry import load_dataset; print(load_dataset('stl10', download=False))"
+    python -c "from convtrain.data.dataset_registry import load_dataset; print(load_dataset('stl10', download=False))"
 """
 
 from __future__ import annotations

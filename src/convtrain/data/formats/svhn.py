@@ -5,7 +5,7 @@ where 10 stands for the digit 0; they become (N, 3, 32, 32) images and labels 0.
 scipy.io.loadmat, which only decodes arrays (nothing in the file is run); needs the `svhn` extra:
 pip install 'convtrain[svhn]'.
 
-    python -c "from convtrain.data.registry import load_dataset; print(load_dataset('svhn', download=False))"
+    python -c "from convtrain.data.dataset_registry import load_dataset; print(load_dataset('svhn', download=False))"
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What a check's files hold (CheckDir in check_dir.py writes them): check.json (stable keys), issues.csv (one row per flagged image),
 ranking.csv (with --labels: the images ranked for review, most suspicious first) and check.html
-(page.py), each written atomically, check.json last: a check stopped part-way (Ctrl-C) leaves no
+(check_page.py), each written atomically, check.json last: a check stopped part-way (Ctrl-C) leaves no
 check.json, so a check.json on disk always belongs to a finished check.
 
 check.json keys (schema 1): convtrain_check, dataset, source, classes, channels, image_size,

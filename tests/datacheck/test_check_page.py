@@ -16,7 +16,7 @@ from PIL import Image
 
 import convtrain
 from browser import chromium, needs_chromium, run_page_probe  # noqa: F401 (the fixture)
-from convtrain.datacheck import page
+from convtrain.datacheck import check_page as page
 
 # Reports every image's decoded size once the page has loaded, and logs a probe (proof that console
 # output is captured).

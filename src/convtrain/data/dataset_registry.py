@@ -9,7 +9,7 @@ root: the data_dir argument, else $CONVTRAIN_DATA, else ~/.cache/convtrain.
 Problems worth knowing but not fatal (a user copy with another md5, skipped image files) are kept
 in ImageData.notes and also issued as DataWarning through `warnings`, once, when loading returns.
 
-    python -c "from convtrain.data.registry import load_dataset; print(load_dataset('mnist').train.images.shape)"
+    python -c "from convtrain.data.dataset_registry import load_dataset; print(load_dataset('mnist').train.images.shape)"
 """
 
 from __future__ import annotations

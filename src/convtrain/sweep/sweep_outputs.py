@@ -1,6 +1,6 @@
 """A sweep's outputs, made from its study alone: trials.csv, best.yaml and report.html.
 
-python -c "from convtrain.sweep.outputs import write_outputs; from convtrain.sweep.folders import SweepDir; write_outputs(SweepDir('sweeps/space'))"
+python -c "from convtrain.sweep.sweep_outputs import write_outputs; from convtrain.sweep.folders import SweepDir; write_outputs(SweepDir('sweeps/space'))"
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import yaml
 
 from convtrain.base.atomic_files import write_text_atomic
 from convtrain.sweep.folders import SweepDir
-from convtrain.sweep.page import write_sweep_report
+from convtrain.sweep.report_pages import write_sweep_report
 from convtrain.sweep.space import SweepSpec, parse_spec
 from convtrain.sweep.storage import open_storage, open_study
 

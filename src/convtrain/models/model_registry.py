@@ -38,7 +38,7 @@ Builder = Callable[[int, int, int], nn.Module]  # (in_channels, num_classes, ima
 
 # Modules in this folder that hold no registered models.
 _NOT_FAMILIES = {
-    "registry",
+    "model_registry",
     "init_schemes",
     "summary",
     "hooks",
