@@ -19,9 +19,9 @@ import torch
 
 from cifar_files import CIFAR10_CLASSES, make_images, py2_pickle, write_cifar10, write_cifar100
 from convtrain.base.errors import DataError
+from convtrain.data.dataset_registry import DATASETS, DataWarning, load_dataset
 from convtrain.data.formats import cifar
 from convtrain.data.formats.cifar import load_pickle
-from convtrain.data.dataset_registry import DATASETS, DataWarning, load_dataset
 
 
 def _same(data, files) -> None:

@@ -21,8 +21,8 @@ import pytest
 import torch
 
 from convtrain.base.errors import DataError
-from convtrain.data.info import dataset_info, format_info
 from convtrain.data.dataset_registry import DATASETS, load_dataset
+from convtrain.data.info import dataset_info, format_info
 from helpers import NAMED_RECIPES
 from idx_files import idx_bytes, write_idx_set
 

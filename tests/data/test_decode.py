@@ -288,8 +288,8 @@ def test_channel_stats_matches_a_float64_reference():
 
 
 def test_decoded_cache_holds_photos_at_training_size(tmp_path):
-    from convtrain.data.disk_cache import describe_cache
     from convtrain.data.dataset_registry import load_dataset
+    from convtrain.data.disk_cache import describe_cache
 
     for c in ("a", "b"):
         for i in range(2):

@@ -19,8 +19,8 @@ import torch
 
 from cifar_files import write_cifar10
 from convtrain.base.errors import DownloadError
-from convtrain.data.download import download_file, md5_of
 from convtrain.data.dataset_registry import DATASETS, DataFile, load_dataset
+from convtrain.data.download import download_file, md5_of
 from idx_files import NAMES, write_idx_set
 
 

@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 from convtrain.base.errors import ConfigError
-from convtrain.data.formats.image_folder import resize_images, to_channels
 from convtrain.data.dataset_registry import DATASETS, READERS, load_dataset, resolve_data_dir
+from convtrain.data.formats.image_folder import resize_images, to_channels
 from idx_files import NAMES, write_idx_set
 
 

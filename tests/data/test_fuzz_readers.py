@@ -30,11 +30,11 @@ from cifar_files import py2_pickle, write_cifar10
 from convtrain.base.errors import ConvtrainError
 from convtrain.config.train_config import TrainConfig, read_yaml
 from convtrain.data.dataset import ImageData
+from convtrain.data.dataset_registry import DATASETS, load_dataset
 from convtrain.data.formats.cifar import read_batch
 from convtrain.data.formats.idx import parse_idx, read_idx
 from convtrain.data.formats.image_folder import decode_image, read_folder
 from convtrain.data.formats.npz import read_npz
-from convtrain.data.dataset_registry import DATASETS, load_dataset
 from helpers import REPO
 from idx_files import NAMES, idx_bytes, write_idx_set
 

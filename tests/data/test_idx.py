@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from convtrain.base.errors import DataError
+from convtrain.data.dataset_registry import DATASETS, DataWarning, load_dataset
 from convtrain.data.formats.idx import parse_idx, read_idx
 from convtrain.data.info import channel_stats
-from convtrain.data.dataset_registry import DATASETS, DataWarning, load_dataset
 from helpers import REPO
 from idx_files import NAMES, idx_bytes, write_idx_set
 

@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 
 from convtrain.base.errors import DataError, ImageError
-from convtrain.data.formats.image_folder import decode_image, read_folder
 from convtrain.data.dataset_registry import DataWarning, load_dataset
+from convtrain.data.formats.image_folder import decode_image, read_folder
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from convtrain.base.errors import DataError
-from convtrain.data.formats.npz import read_npz
 from convtrain.data.dataset_registry import load_dataset
+from convtrain.data.formats.npz import read_npz
 
 
 def _save(tmp_path, **arrays):

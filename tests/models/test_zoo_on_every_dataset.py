@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from cifar_files import write_cifar10, write_cifar100
 from convtrain.config.train_config import TrainConfig, with_model_defaults
 from convtrain.data.augment import parse_augment
-from convtrain.data.loader import make_loader
 from convtrain.data.dataset_registry import load_dataset
+from convtrain.data.loader import make_loader
 from convtrain.models import build_model, model_names
 from convtrain.training.optim import build_optimizer
 

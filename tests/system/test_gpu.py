@@ -11,8 +11,8 @@ import torch
 
 import convtrain
 from convtrain.data.augment import parse_augment
-from convtrain.data.loader import make_loader
 from convtrain.data.dataset_registry import load_dataset
+from convtrain.data.loader import make_loader
 from convtrain.runs.run_dir import RunDir
 
 pytestmark = pytest.mark.gpu

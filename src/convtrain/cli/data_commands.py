@@ -16,9 +16,9 @@ from convtrain.base.figures import picture_path
 from convtrain.cli.check_commands import add_data_check
 from convtrain.cli.register import Add
 from convtrain.config.recipes import format_recipes
+from convtrain.data.dataset_registry import load_dataset, resolve_data_dir
 from convtrain.data.disk_cache import cache_root, clear_cache, describe_cache
 from convtrain.data.info import dataset_info, format_info
-from convtrain.data.dataset_registry import load_dataset, resolve_data_dir
 from convtrain.data.show import save_batch_grid
 from convtrain.models import build_model
 from convtrain.models.external import available

@@ -24,12 +24,12 @@ from convtrain.data.dataset import Split
 from convtrain.datacheck.balance import class_balance
 from convtrain.datacheck.check_config import CheckConfig
 from convtrain.datacheck.check_dir import CheckDir
+from convtrain.datacheck.check_outputs import SCHEMA, issue_rows
+from convtrain.datacheck.check_page import render_page
 from convtrain.datacheck.crossval import dataset_family, fold_config, out_of_fold, score_held_out
 from convtrain.datacheck.duplicates import find_duplicates
 from convtrain.datacheck.file_health import FileReport, blank_images, scan_folder
 from convtrain.datacheck.labels import find_label_issues, rank_suspicious
-from convtrain.datacheck.check_outputs import SCHEMA, issue_rows
-from convtrain.datacheck.check_page import render_page
 from convtrain.datacheck.source import SplitImages, load_splits, resolve_splits
 from convtrain.training.epochs_and_size import DEFAULT_EPOCHS
 

@@ -18,9 +18,9 @@ import torch
 
 from convtrain.base.errors import ConfigError, DataError, ImageError
 from convtrain.data.dataset import ImageData
+from convtrain.data.dataset_registry import load_dataset
 from convtrain.data.decode import decode_image
 from convtrain.data.formats.image_folder import resize_images
-from convtrain.data.dataset_registry import load_dataset
 from convtrain.datacheck.file_health import FileIssue
 
 SPLITS = ("train", "val", "test")

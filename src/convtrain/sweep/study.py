@@ -26,9 +26,9 @@ from convtrain.base.errors import ConfigError, ConvtrainError
 from convtrain.data.memory_cache import keep_datasets
 from convtrain.runs.run_dir import RunDir, numbered
 from convtrain.sweep.folders import SweepDir
-from convtrain.sweep.sweep_outputs import write_outputs
 from convtrain.sweep.space import SweepSpec, parse_spec, read_spec
 from convtrain.sweep.storage import ask_lock, hide_password, open_storage, open_study, require_optuna
+from convtrain.sweep.sweep_outputs import write_outputs
 from convtrain.sweep.workers import silenced, start_workers, worker_device
 from convtrain.training.epochs_and_size import DEFAULT_EPOCHS
 from convtrain.training.loop import NonFiniteLoss, fit
