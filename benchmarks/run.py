@@ -11,8 +11,8 @@ Lightning, the tutorial loop and a bare loop, as whole processes), cache (a PNG 
 loaded from the decoded-image cache), many_runs (a 20-trial sweep and 5 seeds against their training time), default_run (a bare
 `convtrain train` as whole processes, 3 seeds, plots included), photos (a folder of camera JPEGs read
 by the old reader, the new one and torchvision's ImageFolder), epochs_rule (validation accuracy
-against epochs on small datasets: the evidence for the auto-epochs rule), small_data (convtrain bare
-and with the proposed small-data settings against scikit-learn's SVC, LogisticRegression and
+against epochs on small datasets: the evidence for the auto-epochs rule), small_data (convtrain
+bare, which takes the small-data rule, and with the settings before that rule against scikit-learn's SVC, LogisticRegression and
 RandomForest on 200-2,000-image subsets of MNIST, Fashion-MNIST and CIFAR-10, and load_digits),
 cifar10_jpeg (the development copy's JPEG round trip: train and test on CIFAR-10's bit-exact images
 as they are and JPEG'd), cpu_bf16 (bf16 against

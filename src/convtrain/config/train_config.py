@@ -50,8 +50,9 @@ class TrainConfig:
     """1 (gray) or 3 (RGB); None keeps the dataset's own (folders: the majority of files)."""
     val_split: float = 0.1
     """Held-out validation: a fraction below 1 (0.1) or a count of images (5000); 0 for none."""
-    augment: str = "none"
-    """Comma list applied on the device per batch, e.g. 'flip,crop:4,rotate:15,cutout:8,mixup:0.2'."""
+    augment: str | None = None
+    """Comma list applied on the device per batch, e.g. 'flip,crop:4,rotate:15,cutout:8,mixup:0.2', or
+    'none'; unset, the small-data rule: translate:2 (and flip for RGB) up to 2,000 training images."""
     normalize: bool = True
     """Normalise pixels with the dataset's mean/std; off only scales them to 0-1."""
     loader: str = "device"
@@ -244,7 +245,8 @@ class TrainConfig:
             )
         if not isinstance(self.dataset, str) or not self.dataset:
             raise ConfigError("dataset must be a name such as mnist, or folder:PATH / npz:PATH")
-        parse_augment(self.augment)  # raises ConfigError on a bad spec, before any work starts
+        if self.augment is not None:  # unset: training/epochs_and_size.py picks it
+            parse_augment(self.augment)  # raises ConfigError on a bad spec, before any work starts
 
     # ----- conversions -----
     def to_dict(self) -> dict[str, Any]:

@@ -113,7 +113,7 @@ def fold_config(
     # blended targets: tricks for accuracy that blunt exactly the confidence confident learning
     # reads, so the models train without them unless the caller asks for them in `options`.
     values["label_smoothing"] = 0.0
-    values["augment"] = without_mixing(str(values.get("augment", "none")))
+    values["augment"] = without_mixing(values.get("augment") or "none")
     if model:
         values["model"] = model
     values.update(options or {})

@@ -26,8 +26,8 @@ from torch import nn
 from convtrain.base.errors import CheckpointError, ConfigError, DataError
 from convtrain.data.augment import parse_augment
 from convtrain.data.dataset import ImageData, Split
-from convtrain.data.loader import make_loader
 from convtrain.data.dataset_registry import load_dataset
+from convtrain.data.loader import make_loader
 from convtrain.evaluation.explain import check_method
 from convtrain.evaluation.explain.pictures import write_evaluation_galleries
 from convtrain.evaluation.metrics import metrics_from_logits, metrics_from_sums
@@ -46,11 +46,11 @@ def tta_views(x: torch.Tensor, mirror: bool = True) -> list[torch.Tensor]:
     return [x, *([torch.flip(x, dims=[3])] if mirror else []), shifted_right, shifted_down]
 
 
-def mirrors(augment: str) -> bool:
+def mirrors(augment: str | None) -> bool:
     """Whether test-time augmentation may show a model mirror images: only if it trained on flips.
     A digit or a letter mirrored is another shape, and a model that never saw one is misled by it."""
 
-    parsed = parse_augment(augment)
+    parsed = parse_augment(augment or "none")
     return bool(parsed.flip or parsed.altflip)
 
 

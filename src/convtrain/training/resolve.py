@@ -12,7 +12,9 @@ What is resolved, and from what:
 - (image_size unset for a pretrained library network that takes one input size only, or for any
   timm/torchvision network is its input size, chosen before the data is read, in the set-up,
   since the data is read at it: warm_start.input_size, epochs_and_size.library_size);
-- epochs unset: 2, or more for a small dataset, at least 40 optimizer steps (training/epochs_and_size.py);
+- epochs unset: 2, or more for a small dataset: at least 40 optimizer steps and 48,000 images seen;
+  augment unset: translate:2 (and flip for RGB) up to 2,000 training images, else none
+  (the small-data rule, training/epochs_and_size.py);
 - batch_size 'auto': the largest batch a training step fits in GPU memory, at most 4x the model's
   own batch (system/batchsize.py), probed on a fresh copy of the network; on the CPU a size that
   keeps the cores busy.
@@ -27,7 +29,7 @@ from convtrain.data.dataset import ImageData
 from convtrain.models import build_model, gains_from_cpu_bf16
 from convtrain.system.batchsize import find_batch_size
 from convtrain.system.runtime import choose_precision
-from convtrain.training.epochs_and_size import resolve_epochs
+from convtrain.training.epochs_and_size import resolve_augment, resolve_epochs
 
 
 def resolve(
@@ -44,7 +46,8 @@ def resolve(
         config = config.replace(batch_size=size)
         print(f"batch size auto: {size} ({why})", flush=True)
     config, epochs_note = resolve_epochs(config, train_images, config.batch_size)
-    return config, [note for note in (precision_note, epochs_note) if note]
+    config, augment_note = resolve_augment(config, train_images, data.channels)
+    return config, [note for note in (precision_note, epochs_note, augment_note) if note]
 
 
 def auto_precision(config: TrainConfig, device: torch.device) -> tuple[str, str]:

@@ -131,7 +131,7 @@ def _score(page: Page, model: torch.nn.Module, plots: Path, data_dir: str | None
 def _batch(page: Page, data, plots: Path) -> None:
     """The first training batch exactly as the loader serves it, augmentation included, turned back into pixels."""
 
-    augment = page.config.get("augment", "none")
+    augment = page.config.get("augment") or "none"
     count = min(GRID_IMAGES, len(data.train))
     loader = make_loader(
         data.train,
