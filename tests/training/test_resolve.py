@@ -31,11 +31,16 @@ def test_resolve_fills_the_models_own_options_and_precision_and_leaves_the_calle
     own = own_training("fastnet-tiny")
     assert {name: getattr(resolved, name) for name in GENERIC_TRAINING} == {**GENERIC_TRAINING, **own}
     # 400 images: 120 epochs to see 48,000 (more than 40 steps of one a epoch), and shifts; each said
-    assert resolved.epochs == 120 and resolved.augment == "translate:2" and notes == [
-        "fp32 (auto: this CPU has no bf16 matrix units)",
-        "120 epochs (auto: 400 images at batch 256; --epochs to choose)",
-        "augment translate:2 (auto: 400 images, up to 2000; --augment none to turn off)",
-    ]
+    assert (
+        resolved.epochs == 120
+        and resolved.augment == "translate:2"
+        and notes
+        == [
+            "fp32 (auto: this CPU has no bf16 matrix units)",
+            "120 epochs (auto: 400 images at batch 256; --epochs to choose)",
+            "augment translate:2 (auto: 400 images, up to 2000; --augment none to turn off)",
+        ]
+    )
     assert resolve(resolved, torch.device("cpu"), tiny_data, 400) == (resolved, [])  # twice changes nothing
 
 
