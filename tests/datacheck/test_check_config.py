@@ -21,8 +21,11 @@ from convtrain.datacheck.check_config import CheckConfig
         ({"labels": True, "scoring_models": 0}, "--scoring-models must be a whole number of at least 1"),
         ({"method": "vote"}, "method must be one of"),
         ({"rank_by": "loss"}, "rank_by one of"),
-        ({"near_threshold": 0}, "near_threshold must be in (0, 1], got 0"),
-        ({"near_threshold": 1.5}, "near_threshold must be in (0, 1], got 1.5"),
+        ({"near_threshold": 0}, "--near-threshold must be in (0, 1], got 0"),
+        ({"near_threshold": 1.5}, "--near-threshold must be in (0, 1], got 1.5"),
+        ({"edited_threshold": 0}, "--edited-threshold must be in (0, 1], got 0"),
+        ({"edited_threshold": "high"}, "--edited-threshold must be in (0, 1], got 'high'"),
+        ({"edited_threshold": True}, "--edited-threshold must be in (0, 1], got True"),
     ],
 )
 def test_a_bad_setting_is_refused_when_the_config_is_made(settings, message):

@@ -13,6 +13,7 @@ import argparse
 from convtrain.datacheck import check
 from convtrain.datacheck.crossval import SCORING_MODELS
 from convtrain.datacheck.duplicates import NEAR_THRESHOLD
+from convtrain.datacheck.edited_copies import EDITED_THRESHOLD
 from convtrain.datacheck.fixsplit import check_can_fix, write_fixed_split
 from convtrain.datacheck.labels import DEFAULT_TOP, METHODS, RANKINGS
 
@@ -62,6 +63,12 @@ def add_data_check(data: argparse._SubParsersAction) -> None:
         "--near-threshold", type=float, default=NEAR_THRESHOLD, help="near-duplicate score (0-1)"
     )
     sub.add_argument(
+        "--edited-threshold",
+        type=float,
+        default=EDITED_THRESHOLD,
+        help=f"edited-copy score (0-1; cropped, shifted, rescaled, recoloured or JPEG'd copies; default {EDITED_THRESHOLD})",
+    )
+    sub.add_argument(
         "--method", choices=METHODS, default="confident_joint", help="which images are label issues"
     )
     sub.add_argument(
@@ -90,6 +97,7 @@ def data_check_command(args: argparse.Namespace) -> int:
         out=out,
         data_dir=args.data_dir,
         near_threshold=args.near_threshold,
+        edited_threshold=args.edited_threshold,
         method=args.method,
         rank_by=args.rank_by,
         min_share=args.min_share,

@@ -27,7 +27,7 @@ from convtrain.datacheck.check_dir import CheckDir
 from convtrain.datacheck.check_outputs import SCHEMA, issue_rows
 from convtrain.datacheck.check_page import render_page
 from convtrain.datacheck.crossval import dataset_family, fold_config, out_of_fold, score_held_out
-from convtrain.datacheck.duplicates import find_duplicates
+from convtrain.datacheck.duplicates import KINDS, find_duplicates
 from convtrain.datacheck.file_health import FileReport, blank_images, scan_folder
 from convtrain.datacheck.labels import find_label_issues, rank_suspicious
 from convtrain.datacheck.source import SplitImages, load_splits, resolve_splits
@@ -79,7 +79,7 @@ def check(dataset: str, settings: CheckConfig | None = None, **options: Any) -> 
 
     started = time.perf_counter()
     log(f"duplicates: comparing {sum(len(s) for s in splits.values())} images...")
-    duplicates = find_duplicates(splits, settings.near_threshold)
+    duplicates = find_duplicates(splits, settings.near_threshold, settings.edited_threshold)
     seconds["duplicates"] = time.perf_counter() - started
     log(_duplicates_line(duplicates, seconds["duplicates"]))
 
@@ -135,6 +135,7 @@ def check(dataset: str, settings: CheckConfig | None = None, **options: Any) -> 
             "recipe": config.recipe if config else None,
             "model": config.model if config else None,
             "near_threshold": settings.near_threshold,
+            "edited_threshold": settings.edited_threshold,
             "method": settings.method,
             "rank_by": settings.rank_by,
             "min_share": balance["min_share"],
@@ -195,11 +196,16 @@ def _files_summary(files: FileReport, splits: dict[str, SplitImages]) -> dict[st
 
 
 def _duplicates_line(duplicates, seconds: float) -> str:
-    exact = sum(g.kind == "exact" for g in duplicates.groups)
+    kinds = {kind: sum(g.kind == kind for g in duplicates.groups) for kind in KINDS}
     pairs = ", ".join(f"{p} {c['groups']}" for p, c in duplicates.pairs.items() if c["groups"])
+    searched = duplicates.edited_threshold is not None
+    groups = (
+        f"{kinds['exact']} exact, {kinds['near']} near and {kinds['edited']} edited-copy groups"
+        if searched
+        else f"{kinds['exact']} exact and {kinds['near']} near groups (edited copies: colour images only)"
+    )
     return (
-        f"duplicates: {exact} exact and {len(duplicates.groups) - exact} near groups, "
-        f"{len(duplicates.flagged())} removable copies"
+        f"duplicates: {groups}, {len(duplicates.flagged())} removable copies"
         + (f"; groups per split pair: {pairs}" if pairs else "")
         + f" [{seconds:.0f}s]"
     )
@@ -223,8 +229,10 @@ def _duplicates_summary(duplicates, splits: dict[str, SplitImages], classes: lis
     ]
     return {
         "threshold": duplicates.threshold,
+        "edited_threshold": duplicates.edited_threshold,
         "exact_groups": sum(g.kind == "exact" for g in duplicates.groups),
         "near_groups": sum(g.kind == "near" for g in duplicates.groups),
+        "edited_groups": sum(g.kind == "edited" for g in duplicates.groups),
         "flagged": len(duplicates.flagged()),
         "pairs": duplicates.pairs,
         "groups": groups,

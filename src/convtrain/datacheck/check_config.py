@@ -16,6 +16,7 @@ from typing import Any
 from convtrain.base.errors import ConfigError
 from convtrain.datacheck.crossval import SCORING_MODELS
 from convtrain.datacheck.duplicates import NEAR_THRESHOLD
+from convtrain.datacheck.edited_copies import EDITED_THRESHOLD
 from convtrain.datacheck.labels import DEFAULT_TOP, METHODS, RANKINGS
 
 
@@ -41,6 +42,7 @@ class CheckConfig:
     out: str | Path | None = None
     data_dir: str | None = None
     near_threshold: float = NEAR_THRESHOLD
+    edited_threshold: float = EDITED_THRESHOLD
     method: str = "confident_joint"
     rank_by: str = "self_confidence"
     min_share: float | None = None
@@ -58,8 +60,10 @@ class CheckConfig:
             _whole(self.scoring_models, 1, "scoring-models")
         if self.method not in METHODS or self.rank_by not in RANKINGS:
             raise ConfigError(f"method must be one of {METHODS} and rank_by one of {RANKINGS}")
-        if not 0 < self.near_threshold <= 1:
-            raise ConfigError(f"near_threshold must be in (0, 1], got {self.near_threshold}")
+        for name in ("near_threshold", "edited_threshold"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be in (0, 1], got {value!r}")
 
     @classmethod
     def of(cls, settings: dict[str, Any]) -> CheckConfig:

@@ -69,7 +69,8 @@ def _cards(summary: dict[str, Any]) -> str:
         (
             "duplicate groups",
             len(summary["duplicates"]["groups"]),
-            f"{summary['duplicates']['exact_groups']} exact, {summary['duplicates']['near_groups']} near",
+            f"{summary['duplicates']['exact_groups']} exact, {summary['duplicates']['near_groups']} near, "
+            f"{summary['duplicates'].get('edited_groups', 0)} edited",
         ),
         (
             "label issues",
@@ -158,7 +159,8 @@ def _duplicates(summary: dict[str, Any], splits: dict[str, SplitImages]) -> str:
         for pair, c in duplicates["pairs"].items()
     )
     rows = []
-    for group in duplicates["groups"][:SHOWN_GROUPS]:
+    across = sorted(duplicates["groups"], key=lambda g: len({m["split"] for m in g["members"]}) < 2)
+    for group in across[:SHOWN_GROUPS]:
         members = group["members"][:SHOWN_MEMBERS]
         figures = "".join(
             _figure(splits, m, f"{_e(_name(m))}<br>label {_e(m['label'])}", "kept" if i == 0 else "")
@@ -173,8 +175,15 @@ def _duplicates(summary: dict[str, Any], splits: dict[str, SplitImages]) -> str:
         )
     return (
         f"<h2>Duplicates and leaks</h2><p class='sub'>Exact: identical decoded pixels. Near: correlation at least "
-        f"{duplicates['threshold']} after the best shift (up to 2 px) and blur. The kept copy (green outline) is "
-        "first; issues.csv lists the others.</p>"
+        f"{duplicates['threshold']} after the best shift (up to 2 px) and blur. "
+        + (
+            "Edited: the same shot cropped, shifted, rescaled, recoloured or JPEG'd, aligned score at least "
+            f"{duplicates['edited_threshold']}. "
+            if duplicates.get("edited_threshold")
+            else "Edited copies are searched in colour images only. "
+        )
+        + "Groups across splits (leaks) come first; the kept copy (green outline) is "
+        "first in each; issues.csv lists the others.</p>"
         f"<table><tr><th>splits</th><th>groups</th><th>images</th></tr>{pairs}</table>"
         + ("".join(rows) or "<p>No duplicates found.</p>")
     )

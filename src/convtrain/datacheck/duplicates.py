@@ -11,7 +11,11 @@ three steps, all on gray images at up to 32x32:
 3. Pairs that score at least SHORTLIST are scored again with either image blurred (two Gaussian
    widths) and the best kept: a resized copy is a blurred copy, and blurring its original to match
    brings the pair back near 1, where two different images stay below.
-A pair scoring at least NEAR_THRESHOLD is a near duplicate; pairs join into groups (connected
+A pair scoring at least NEAR_THRESHOLD is a near duplicate. Edited copies (the same shot cropped,
+shifted by up to 6 px, rescaled, recoloured or JPEG'd, which the steps above miss) come from
+edited_copies.py: a pair scoring at least EDITED_THRESHOLD there is linked too. That search runs on
+colour images only: on MNIST, thousands of different digits (a stroke on a blank ground) align as
+"edited copies" of each other. Pairs join into groups (connected
 components). The threshold was measured on MNIST with planted copies (benchmarks/datacheck_planted.py,
 README): brighter, darker, 1-2 px shifted and resized copies score >= 0.99; among the 70,000
 original MNIST digits, the closest pairs of different images (thin, straight ones) reach 0.985-0.99.
@@ -27,6 +31,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from convtrain.datacheck.edited_copies import EDITED_THRESHOLD, edited_pairs
 from convtrain.datacheck.source import SplitImages
 
 NEAR_THRESHOLD = 0.99  # best correlation over shifts and blurs (see the module docstring)
@@ -39,6 +44,7 @@ CANDIDATE_FLOOR = 0.96  # frequency-embedding similarity below which a pair is n
 CHUNK = 1024  # rows per all-to-all product: CHUNK x N floats at a time
 KEEP_ORDER = ("test", "val", "train")  # which copy a group keeps: the evaluation splits stay whole
 LUMA = torch.tensor([0.299, 0.587, 0.114])
+KINDS = ("exact", "near", "edited")  # the order groups are listed in
 
 
 @dataclass
@@ -46,9 +52,9 @@ class DuplicateGroup:
     """Images that are copies of each other; `kept` is the one left when the others are removed."""
 
     id: int
-    kind: str  # exact (all decode to the same pixels) or near
+    kind: str  # exact (all decode to the same pixels), near (pixel-level copies) or edited (a link is an edited copy)
     members: list[tuple[str, int]]  # (split, index), kept first
-    score: float  # the lowest similarity of the links that joined the group (1.0 for exact)
+    score: float  # the lowest score of the links that joined the group (1.0 for exact), on its kind's scale
 
     @property
     def splits(self) -> list[str]:
@@ -60,6 +66,7 @@ class DuplicateReport:
     groups: list[DuplicateGroup] = field(default_factory=list)
     pairs: dict[str, dict[str, int]] = field(default_factory=dict)  # "train/test" -> counts
     threshold: float = NEAR_THRESHOLD
+    edited_threshold: float | None = EDITED_THRESHOLD  # None: edited copies not searched (gray images)
 
     def flagged(self) -> list[tuple[str, int, int]]:
         """(split, index, group id) of every copy beyond the kept one."""
@@ -155,8 +162,12 @@ def _score(small: torch.Tensor, pairs: torch.Tensor, chunk: int = 4096) -> torch
     return torch.cat(scores) if scores else torch.empty(0)
 
 
-def find_duplicates(splits: dict[str, SplitImages], threshold: float = NEAR_THRESHOLD) -> DuplicateReport:
-    """Exact and near-duplicate groups over every split given, with counts per split pair."""
+def find_duplicates(
+    splits: dict[str, SplitImages],
+    threshold: float = NEAR_THRESHOLD,
+    edited_threshold: float = EDITED_THRESHOLD,
+) -> DuplicateReport:
+    """Exact, near-duplicate and edited-copy groups over every split given, with counts per split pair."""
     names = list(splits)
     members = [(name, i) for name in names for i in range(len(splits[name]))]
     hashes = [h for name in names for h in splits[name].hashes]
@@ -172,17 +183,30 @@ def find_duplicates(splits: dict[str, SplitImages], threshold: float = NEAR_THRE
         return i
 
     link_score: dict[int, float] = defaultdict(lambda: 1.0)
+    edited: set[int] = set()  # roots of groups joined by an edited-copy link
     first_of: dict[str, int] = {}
     for i, h in enumerate(hashes):  # exact copies: same pixels
         parent[root(i)] = root(first_of.setdefault(h, i))
+
+    def link(i: int, j: int, score: float, is_edited: bool) -> None:
+        a, b = root(i), root(j)
+        low = min(score, link_score[a], link_score[b])
+        if a in edited or is_edited:
+            edited.add(b)
+        parent[a] = b
+        link_score[b] = low
+
     pairs = candidate_pairs(small)
-    scores = _score(small, pairs)
-    for (i, j), score in zip(pairs.tolist(), scores.tolist(), strict=True):
+    near = set()
+    for (i, j), score in zip(pairs.tolist(), _score(small, pairs).tolist(), strict=True):
         if score >= threshold and hashes[i] != hashes[j]:
-            a, b = root(i), root(j)
-            low = min(score, link_score[a], link_score[b])
-            parent[a] = b
-            link_score[b] = low
+            link(i, j, score, False)
+            near.add((i, j))
+    images = torch.cat([splits[name].images for name in names])
+    searched = images.shape[1] == 3  # photos: on gray digits and garments, different images align
+    for (i, j), score in zip(*(t.tolist() for t in edited_pairs(images)), strict=True) if searched else ():
+        if score >= edited_threshold and hashes[i] != hashes[j] and (i, j) not in near and root(i) != root(j):
+            link(i, j, score, True)
 
     grouped: dict[int, list[int]] = defaultdict(list)
     for i in range(len(members)):
@@ -194,11 +218,14 @@ def find_duplicates(splits: dict[str, SplitImages], threshold: float = NEAR_THRE
         items.sort(key=lambda i: (KEEP_ORDER.index(members[i][0]), members[i][1]))
         exact = len({hashes[i] for i in items}) == 1
         score = 1.0 if exact else round(link_score[top], 4)
-        groups.append(DuplicateGroup(0, "exact" if exact else "near", [members[i] for i in items], score))
-    groups.sort(key=lambda g: (g.kind != "exact", -len(g.members), g.members[0]))
+        kind = "exact" if exact else "edited" if top in edited else "near"
+        groups.append(DuplicateGroup(0, kind, [members[i] for i in items], score))
+    groups.sort(key=lambda g: (KINDS.index(g.kind), -len(g.members), g.members[0]))
     for number, group in enumerate(groups):
         group.id = number
-    return DuplicateReport(groups, pair_counts(groups, names), threshold)
+    return DuplicateReport(
+        groups, pair_counts(groups, names), threshold, edited_threshold if searched else None
+    )
 
 
 def pair_counts(groups: list[DuplicateGroup], names: list[str]) -> dict[str, dict[str, int]]:
