@@ -138,3 +138,25 @@ def test_gray_images_are_not_searched_for_edited_copies():
     )
     assert report.edited_threshold is None
     assert not [g for g in report.groups if g.kind == "edited"]
+
+
+def test_fix_split_and_exclude_act_on_an_edited_copy(tmp_path):
+    from convtrain.cli.app import main
+    from convtrain.data.exclude import read_exclusions
+
+    root, scenes = tmp_path / "photos", _scenes(24, seed=6)
+    for k, image in enumerate(scenes):
+        split, label = ("train" if k < 16 else "test"), "ab"[k % 2]
+        path = root / split / label / f"{k}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image.permute(1, 2, 0).numpy()).save(path)
+    leak = EDITS["cropped to 27 px"](scenes[2])  # train/a/2.png, cropped, filed in test
+    Image.fromarray(leak.permute(1, 2, 0).numpy()).save(root / "test" / "a" / "leak.png")
+    out = tmp_path / "check"
+    assert main(["data", "check", f"folder:{root}", "--fix-split", "--out", str(out)]) == 0
+    assert (out / "split" / "test" / "a" / "2-from-train.png").resolve() == (
+        root / "train" / "a" / "2.png"
+    ).resolve()
+    assert not (out / "split" / "train" / "a" / "2.png").exists()
+    _, paths = read_exclusions(out / "issues.csv")
+    assert paths == {str(root / "train" / "a" / "2.png")}
