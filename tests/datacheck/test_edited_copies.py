@@ -3,6 +3,7 @@ beside its original; different images of the same class are not."""
 
 from __future__ import annotations
 
+import csv
 import io
 
 import numpy as np
@@ -154,9 +155,9 @@ def test_fix_split_and_exclude_act_on_an_edited_copy(tmp_path):
     Image.fromarray(leak.permute(1, 2, 0).numpy()).save(root / "test" / "a" / "leak.png")
     out = tmp_path / "check"
     assert main(["data", "check", f"folder:{root}", "--fix-split", "--out", str(out)]) == 0
-    assert (out / "split" / "test" / "a" / "2-from-train.png").resolve() == (
-        root / "train" / "a" / "2.png"
-    ).resolve()
+    assert (out / "split" / "test" / "a" / "2.png").resolve() == (root / "train" / "a" / "2.png").resolve()
     assert not (out / "split" / "train" / "a" / "2.png").exists()
-    _, paths = read_exclusions(out / "issues.csv")
-    assert paths == {str(root / "train" / "a" / "2.png")}
+    indices, _ = read_exclusions(out / "issues.csv")  # what --exclude leaves out of training
+    rows = [row for row in csv.DictReader((out / "issues.csv").open()) if row["split"] == "train"]
+    assert [(row["kind"], row["path"]) for row in rows] == [("edited", str(root / "train" / "a" / "2.png"))]
+    assert indices == {int(rows[0]["index"])}
