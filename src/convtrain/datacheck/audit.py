@@ -27,7 +27,7 @@ from convtrain.datacheck.check_dir import CheckDir
 from convtrain.datacheck.check_outputs import SCHEMA, issue_rows
 from convtrain.datacheck.check_page import render_page
 from convtrain.datacheck.crossval import dataset_family, fold_config, out_of_fold, score_held_out
-from convtrain.datacheck.duplicates import KINDS, find_duplicates
+from convtrain.datacheck.duplicates import find_duplicates
 from convtrain.datacheck.file_health import FileReport, blank_images, scan_folder
 from convtrain.datacheck.labels import find_label_issues, rank_suspicious
 from convtrain.datacheck.source import SplitImages, load_splits, resolve_splits
@@ -196,7 +196,7 @@ def _files_summary(files: FileReport, splits: dict[str, SplitImages]) -> dict[st
 
 
 def _duplicates_line(duplicates, seconds: float) -> str:
-    kinds = {kind: sum(g.kind == kind for g in duplicates.groups) for kind in KINDS}
+    kinds = duplicates.kind_counts()
     pairs = ", ".join(f"{p} {c['groups']}" for p, c in duplicates.pairs.items() if c["groups"])
     searched = duplicates.edited_threshold is not None
     groups = (
@@ -230,9 +230,7 @@ def _duplicates_summary(duplicates, splits: dict[str, SplitImages], classes: lis
     return {
         "threshold": duplicates.threshold,
         "edited_threshold": duplicates.edited_threshold,
-        "exact_groups": sum(g.kind == "exact" for g in duplicates.groups),
-        "near_groups": sum(g.kind == "near" for g in duplicates.groups),
-        "edited_groups": sum(g.kind == "edited" for g in duplicates.groups),
+        **{f"{kind}_groups": count for kind, count in duplicates.kind_counts().items()},
         "flagged": len(duplicates.flagged()),
         "pairs": duplicates.pairs,
         "groups": groups,

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from convtrain.datacheck.edited_copies import EDITED_THRESHOLD, edited_pairs
+from convtrain.datacheck.edited_copies import EDITED_THRESHOLD, LUMA, edited_pairs, gaussian_taps
 from convtrain.datacheck.source import SplitImages
 
 NEAR_THRESHOLD = 0.99  # best correlation over shifts and blurs (see the module docstring)
@@ -43,7 +43,6 @@ NEIGHBOURS = 6  # candidates per image
 CANDIDATE_FLOOR = 0.96  # frequency-embedding similarity below which a pair is never scored
 CHUNK = 1024  # rows per all-to-all product: CHUNK x N floats at a time
 KEEP_ORDER = ("test", "val", "train")  # which copy a group keeps: the evaluation splits stay whole
-LUMA = torch.tensor([0.299, 0.587, 0.114])
 KINDS = ("exact", "near", "edited")  # the order groups are listed in
 
 
@@ -67,6 +66,10 @@ class DuplicateReport:
     pairs: dict[str, dict[str, int]] = field(default_factory=dict)  # "train/test" -> counts
     threshold: float = NEAR_THRESHOLD
     edited_threshold: float | None = EDITED_THRESHOLD  # None: edited copies not searched (gray images)
+
+    def kind_counts(self) -> dict[str, int]:
+        """Groups of each kind, in KINDS order."""
+        return {kind: sum(g.kind == kind for g in self.groups) for kind in KINDS}
 
     def flagged(self) -> list[tuple[str, int, int]]:
         """(split, index, group id) of every copy beyond the kept one."""
@@ -118,9 +121,7 @@ def candidate_pairs(small: torch.Tensor) -> torch.Tensor:
 
 def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """(P, S, S) images blurred by a Gaussian of width sigma pixels (separable, 5 taps)."""
-    taps = torch.arange(-2, 3, dtype=torch.float32)
-    kernel = torch.exp(-(taps**2) / (2 * sigma**2))
-    kernel = kernel / kernel.sum()
+    kernel = gaussian_taps(sigma)
     y = F.conv2d(x[:, None], kernel.view(1, 1, 1, 5), padding=(0, 2))  # (P, 1, S, S)
     return F.conv2d(y, kernel.view(1, 1, 5, 1), padding=(2, 0))[:, 0]
 
@@ -197,15 +198,13 @@ def find_duplicates(
         link_score[b] = low
 
     pairs = candidate_pairs(small)
-    near = set()
     for (i, j), score in zip(pairs.tolist(), _score(small, pairs).tolist(), strict=True):
         if score >= threshold and hashes[i] != hashes[j]:
             link(i, j, score, False)
-            near.add((i, j))
     images = torch.cat([splits[name].images for name in names])
     searched = images.shape[1] == 3  # photos: on gray digits and garments, different images align
     for (i, j), score in zip(*(t.tolist() for t in edited_pairs(images)), strict=True) if searched else ():
-        if score >= edited_threshold and hashes[i] != hashes[j] and (i, j) not in near and root(i) != root(j):
+        if score >= edited_threshold and root(i) != root(j):  # not already exact or near copies
             link(i, j, score, True)
 
     grouped: dict[int, list[int]] = defaultdict(list)

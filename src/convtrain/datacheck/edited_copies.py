@@ -52,6 +52,13 @@ def _regions() -> torch.Tensor:
 REGIONS = _regions()
 
 
+def gaussian_taps(sigma: float) -> torch.Tensor:
+    """(5,) the taps of a Gaussian of width sigma px, summing to 1."""
+    taps = torch.arange(-2, 3, dtype=torch.float32)
+    kernel = torch.exp(-(taps**2) / (2 * sigma**2))
+    return kernel / kernel.sum()
+
+
 def gray32(images: torch.Tensor) -> torch.Tensor:
     """uint8 (N, C, H, W) -> float (N, 32, 32) gray, antialiased when resized, then blurred."""
     x = images.float()
@@ -59,9 +66,7 @@ def gray32(images: torch.Tensor) -> torch.Tensor:
         x = ((x * LUMA.view(1, 3, 1, 1)).sum(1, keepdim=True) + x.amax(1, keepdim=True)) / 2
     if x.shape[-2:] != (SIDE, SIDE):
         x = F.interpolate(x, size=(SIDE, SIDE), mode="bilinear", antialias=True, align_corners=False)
-    taps = torch.arange(-2, 3, dtype=torch.float32)
-    kernel = torch.exp(-(taps**2) / (2 * BLUR**2))
-    kernel = kernel / kernel.sum()
+    kernel = gaussian_taps(BLUR)
     x = F.conv2d(F.pad(x, (2, 2, 0, 0), mode="replicate"), kernel.view(1, 1, 1, 5))
     return F.conv2d(F.pad(x, (0, 0, 2, 2), mode="replicate"), kernel.view(1, 1, 5, 1))[:, 0]
 
