@@ -24,6 +24,8 @@ from convtrain.models import model_names, registered_model
         ({"val_split": 1.5}, "val_split must be a fraction"),
         ({"label_smoothing": 1.0}, "label_smoothing must be in [0, 1)"),
         ({"ema": 1.0}, "ema must be a decay"),
+        ({"lookahead": True}, "lookahead goes on from the weights' average: it needs --ema"),
+        ({"schedule": "triangles"}, "schedule must be one of"),
         ({"channels": 2}, "channels must be 1 (gray) or 3 (RGB)"),
         ({"precision": "fp8"}, "precision must be one of"),
         ({"augment": "flip,zoom:3"}, "zoom"),
@@ -34,6 +36,14 @@ def test_invalid_values_are_refused_with_the_field_named(changes, fragment):
         ConfigError, match=fragment.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
     ):
         TrainConfig(**changes)
+
+
+def test_every_field_renders_in_the_train_help(capsys):
+    """A field's docstring is argparse help text: a bare % in it breaks `convtrain train --help`."""
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args(["train", "--help"])
+    assert stopped.value.code == 0
+    assert "--lookahead" in capsys.readouterr().out
 
 
 def test_valid_values_are_kept():

@@ -106,7 +106,7 @@ def test_same_seed_same_weights_other_seed_other_weights(tiny_npz, tmp_path):
 def test_resume_after_sigkill_ends_with_the_same_weights(tiny_npz, tmp_path, capsys):
     # A gentle lr and clipping: a run that diverges would stop early and prove nothing about resuming.
     args = ["--epochs", "12", "--seed", "5", "--augment", "flip,crop:2", "--model", "fourconv-cnn"]
-    args += ["--lr", "0.02", "--grad-clip", "1.0"]
+    args += ["--lr", "0.02", "--grad-clip", "1.0", "--ema", "0.9", "--lookahead"]  # the average resumes too
     reference = tmp_path / "reference"
     assert main(tiny_args(tiny_npz, reference, *args)) == 0
 
@@ -131,6 +131,18 @@ def test_resume_after_sigkill_ends_with_the_same_weights(tiny_npz, tmp_path, cap
     assert all(torch.equal(a[k], b[k]) for k in a)
     rows = list(csv.DictReader((killed / "metrics.csv").open()))
     assert [int(r["epoch"]) for r in rows] == list(range(1, 13))
+
+
+def test_a_lookahead_run_trains_on_from_its_average_and_ends_on_it(tiny_npz, tmp_path):
+    run = tmp_path / "lookahead"
+    args = ["--epochs", "2", "--ema", "0.95", "--lookahead", "--schedule", "triangle", "--lr", "0.05"]
+    assert main(tiny_args(tiny_npz, run, *args)) == 0
+    state = torch.load(run / "last.pt", weights_only=True)
+    live, average = state["model"], state["ema"]
+    assert set(live) == set(average)
+    assert all(torch.equal(live[k], average[k]) for k in live)  # put back after the last epoch
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert float(rows[-1]["val_acc"]) > 0.5  # 4 classes: it learned through the pulls
 
 
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tiny_npz, tmp_path, capsys):

@@ -25,7 +25,7 @@ from convtrain.models.init_schemes import INIT_SCHEMES
 from convtrain.models.model_registry import ADAM_TRAINING, GENERIC_TRAINING, own_training
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "step", "cosine", "onecycle", "linear")
+SCHEDULES = ("constant", "step", "cosine", "onecycle", "linear", "triangle")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 MONITORS = ("val_loss", "val_acc")
 TEST_WEIGHTS = ("best", "last")
@@ -106,7 +106,8 @@ class TrainConfig:
     weight_decay: float | None = None
     """L2 penalty (sgd, adam) or decoupled decay (adamw); unset, the model's own."""
     schedule: str = "onecycle"
-    """constant, step, cosine, onecycle or linear (decay to zero)."""
+    """constant, step, cosine, onecycle, linear (decay to zero) or triangle (the CIFAR-10 speed
+    records': from 0.2 of the peak up to it after 0.23 of the steps, then down to 0.07 of it)."""
     warmup_epochs: float = 0.0
     """Linear warm-up from 0 to lr over this many epochs, before the schedule."""
     step_epochs: int = 10
@@ -119,6 +120,9 @@ class TrainConfig:
     """Clip the gradient norm to this value; 0 for no clipping."""
     ema: float = 0.0
     """Decay of an exponential moving average of the weights (e.g. 0.999); 0 for none."""
+    lookahead: bool = False
+    """With --ema: every 5 steps training goes on from the average (the speed records' Lookahead),
+    whose decay grows over the run from 0 to ema^5."""
     class_weights: str = "none"
     """'balanced' weighs the loss by inverse class frequency, for imbalanced data."""
     monitor: str = "val_loss"
@@ -219,6 +223,8 @@ class TrainConfig:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"ema must be a decay in [0, 1) such as 0.999, got {self.ema}")
+        if self.lookahead and not self.ema:
+            raise ConfigError("lookahead goes on from the weights' average: it needs --ema, such as 0.95")
         if self.val_split < 0 or (self.val_split >= 1 and self.val_split != int(self.val_split)):
             raise ConfigError(
                 f"val_split must be a fraction in [0, 1) or a whole count of images, got {self.val_split}"

@@ -279,7 +279,7 @@ def train_one_epoch(job: Job, epoch: int) -> dict[str, Any]:
         )
         state.scheduler.step()
         if state.ema is not None:
-            state.ema.update(job.model)
+            state.ema.update(job.model, first_step + steps + 1)  # the steps taken, this one included
 
         loss_sum.add_(loss.detach(), alpha=len(x))
         finite_steps += torch.isfinite(loss_sum)
@@ -296,6 +296,8 @@ def train_one_epoch(job: Job, epoch: int) -> dict[str, Any]:
         if config.max_steps and first_step + steps >= config.max_steps:
             break
     _check_finite(finite_steps, steps, first_step, epoch, job)
+    if state.ema is not None:
+        state.ema.end_epoch(job.model)
     totals = distributed.sum_across_ranks(
         torch.stack(
             [

@@ -48,7 +48,13 @@ from convtrain.system.runtime import (
 )
 from convtrain.system.timings import Timings
 from convtrain.training.epochs_and_size import fit_to_model, library_size
-from convtrain.training.optim import WeightAverage, build_optimizer, build_scheduler, class_weights
+from convtrain.training.optim import (
+    Lookahead,
+    WeightAverage,
+    build_optimizer,
+    build_scheduler,
+    class_weights,
+)
 from convtrain.training.resolve import resolve
 from convtrain.training.run_start import announce, record_run
 from convtrain.training.warm_start import input_size, warm_start
@@ -277,10 +283,14 @@ def optimization(
     model: nn.Module, config: TrainConfig, device: torch.device, steps_per_epoch: int
 ) -> tuple[torch.optim.Optimizer, Any, torch.amp.GradScaler, WeightAverage | None]:
     """(optimizer, schedule, gradient scaler, EMA) for a resolved config: the scaler acts for fp16
-    only, and the EMA is None without --ema."""
+    only, and the EMA (a Lookahead with --lookahead) is None without --ema."""
     optimizer = build_optimizer(model, config, device)
     scheduler = build_scheduler(optimizer, config, steps_per_epoch)
-    ema = WeightAverage(model, config.ema) if config.ema else None
+    ema = None
+    if config.ema and config.lookahead:
+        ema = Lookahead(model, config.ema, config.epochs * steps_per_epoch)
+    elif config.ema:
+        ema = WeightAverage(model, config.ema)
     return optimizer, scheduler, grad_scaler(config.precision, device), ema
 
 
