@@ -83,6 +83,21 @@ def test_a_missing_or_unreadable_subset_file_and_explain_with_a_subset(run, tmp_
     assert "without --subset" in capsys.readouterr().err
 
 
+def test_a_bad_subset_file_is_refused_before_the_dataset_loads(run, tmp_path, capsys, monkeypatch):
+    from convtrain.evaluation import scoring
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the dataset was loaded before the subset file was checked")
+
+    monkeypatch.setattr(scoring, "load_run_data", no_loading)
+    for picked in (np.zeros((2, 3), dtype=bool), np.array([0.5])):
+        path = _save(tmp_path / "early.npy", picked)
+        assert main(["evaluate", str(run), "--device", "cpu", "--subset", str(path)]) == 2
+        assert str(path) in capsys.readouterr().err
+    assert main(["evaluate", str(run), "--device", "cpu", "--subset", str(tmp_path / "none.npy")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
 def test_the_terminal_table_names_the_subset(run, tmp_path, capsys):
     mask = _save(tmp_path / "exact_mask_test.npy", np.arange(0, 96, 2))
     assert main(["evaluate", str(run), "--device", "cpu", "--subset", str(mask)]) == 0

@@ -31,7 +31,7 @@ from convtrain.data.loader import make_loader
 from convtrain.evaluation.explain import check_method
 from convtrain.evaluation.explain.pictures import write_evaluation_galleries
 from convtrain.evaluation.metrics import metrics_from_logits, metrics_from_sums
-from convtrain.evaluation.subset import read_subset
+from convtrain.evaluation.subset import read_subset_file, subset_indices
 from convtrain.runs.run_dir import RunDir
 from convtrain.system import distributed
 from convtrain.system.runtime import autocast, pick_device
@@ -218,14 +218,15 @@ def run_logits(
 ) -> Scored:
     """Run the model of a run folder over one split (None: test, else val) and keep every logit.
     With tta, mirror images are among the views only if the run trained on flips (`mirrors`).
-    `subset` (a .npy mask or index list, `read_subset`) scores only those images of the split."""
+    `subset` (a .npy mask or index list, `read_subset_file`) scores only those images of the split."""
     run = RunDir.of(run)
+    picked = None if subset is None else read_subset_file(subset)  # a bad file fails before the data loads
     which = which or run.tested_weights()
     model, _ = run.load_model(which, pick_device(device))
     data = load_run_data(run, data_dir)
     split = split or measured_split(data, run)
     chosen = pick_split(run, data, split)
-    indices = None if subset is None else torch.from_numpy(read_subset(subset, len(chosen)))
+    indices = None if picked is None else torch.from_numpy(subset_indices(picked, len(chosen), subset))
     if indices is not None:
         chosen = chosen.subset(indices)
     logits, labels = split_logits(model, data, chosen, tta, batch_size, mirrors(run.config.augment))
@@ -250,7 +251,7 @@ def evaluate(
     With write=True also saved in the run folder (evaluation_<split>.json and two CSV files).
     explain ("gradcam", "saliency" or "ig") adds heat-map galleries of the highest losses and of
     right predictions per class (RunDir.explanation_paths), with Grad-CAM on `layer` if given.
-    subset (a .npy file, `read_subset`) scores only the images it picks; the files are then named
+    subset (a .npy file, `read_subset_file`) scores only the images it picks; the files are then named
     evaluation_<split>-<file stem>.json, and top-loss indices are still the split's."""
     if explain is not None:
         check_method(explain, layer)  # a typo or a missing Captum fails before the split is scored
