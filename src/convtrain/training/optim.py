@@ -149,9 +149,15 @@ class WeightAverage:
 
     @torch.no_grad()
     def _move(self, model: nn.Module, decay: float) -> None:
-        _, averaged, live, averaged_others, live_others = self._tensors(model)
+        _, averaged, live, _, _ = self._tensors(model)
         if averaged:
             torch._foreach_lerp_(averaged, live, 1.0 - decay)
+        self._copy_counters(model)
+
+    @torch.no_grad()
+    def _copy_counters(self, model: nn.Module) -> None:
+        """The non-float tensors (BatchNorm's batch counts) copied from the live model, never averaged."""
+        _, _, _, averaged_others, live_others = self._tensors(model)
         for average, value in zip(averaged_others, live_others, strict=True):
             average.copy_(value)
 
@@ -193,9 +199,7 @@ class Lookahead(WeightAverage):
         self._put_back(model)
 
     def end_epoch(self, model: nn.Module) -> None:
-        self._move(
-            model, 1.0
-        )  # the average's floats unchanged, its counters (BatchNorm's) brought up to date
+        self._copy_counters(model)
         self._put_back(model)
 
 
