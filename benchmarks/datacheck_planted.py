@@ -23,7 +23,9 @@ errors of MNIST test stay in and compete with the planted ones.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -153,25 +155,42 @@ def kfold(folds: int, seed: int) -> None:
     )
 
 
-TEST_SETTINGS = {  # name -> (train options, scoring models, folds: 0 = models trained on all of train)
-    "1 epoch, label smoothing 0.2 (softened)": ({"label_smoothing": 0.2}, 1, 0),
-    "1 epoch": ({}, 1, 0),
-    "3 epochs, translate:2": ({"epochs": 3, "augment": "translate:2"}, 1, 0),
-    "2 x (3 epochs, translate:2)": ({"epochs": 3, "augment": "translate:2"}, 2, 0),
-    "5 epochs, translate:2": ({"epochs": 5, "augment": "translate:2"}, 1, 0),
-    "mean of 5 fold models, 1 epoch": ({}, 1, 5),
+# name -> (recipe, train options, scoring models, folds: 0 = models trained on all of train); recipe
+# None is the check's default for the dataset's family.
+TEST_SETTINGS = {
+    "1 epoch, label smoothing 0.2 (softened)": ("mnist-fast", {"label_smoothing": 0.2}, 1, 0),
+    "1 epoch": ("mnist-fast", {}, 1, 0),
+    "3 epochs, translate:2": (None, {}, 1, 0),
+    "2 x (3 epochs, translate:2)": (None, {}, 2, 0),
+    "5 epochs, translate:2": ("mnist-fast", {"epochs": 5, "augment": "translate:2"}, 1, 0),
+    "mean of 5 fold models, 1 epoch": ("mnist-fast", {}, 1, 5),
 }
+PHOTO_SETTINGS = {  # cifar10-fast without compile: the check's loop does not compile, so it is the same
+    "cifar10-cpu, 8 epochs": ("cifar10-cpu", {}, 1, 0),
+    "cifar10-cpu, 16 epochs": ("cifar10-cpu", {"epochs": 16}, 1, 0),
+    "cifar10-fast, 10 epochs": ("cifar10-fast", {"compile": False}, 1, 0),
+    "cifar10-fast, 5 epochs": ("cifar10-fast", {"epochs": 5, "compile": False}, 1, 0),
+}
+SETTINGS = {"mnist": TEST_SETTINGS, "cifar10": PHOTO_SETTINGS}
+# Plausible flips for photos: the class a person (and every CIFAR-10 model) confuses it with, a fixed
+# choice that no scoring model made: airplane -> ship, automobile -> truck, bird -> airplane, cat -> dog,
+# deer -> horse, dog -> cat, frog -> cat, horse -> deer, ship -> airplane, truck -> automobile.
+PLAUSIBLE = {"cifar10": torch.tensor([8, 9, 0, 5, 7, 3, 3, 4, 0, 1])}
 
 
 def _plant_test_flips(
-    images: torch.Tensor, labels: torch.Tensor, flips: int, seed: int
+    images: torch.Tensor, labels: torch.Tensor, flips: int, seed: int, plausible: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(given labels, random-flip indices, plausible-flip indices) for the test split."""
+    """(given labels, random-flip indices, plausible-flip indices) for the test split: a plausible flip
+    goes to `plausible[label]`, or without that map to the nearest other class mean, pixel-wise."""
     generator = torch.Generator().manual_seed(seed)
     chosen = torch.randperm(len(labels), generator=generator)[: 2 * flips]
     random_flips, plausible_flips = chosen[:flips], chosen[flips:]
     given = labels.clone()
     given[random_flips] = (labels[random_flips] + torch.randint(1, 10, (flips,), generator=generator)) % 10
+    if plausible is not None:
+        given[plausible_flips] = plausible[labels[plausible_flips]]
+        return given, random_flips, plausible_flips
     flat = images.flatten(1).float()  # (N, 784)
     means = torch.stack([flat[labels == c].mean(0) for c in range(10)])  # (10, 784)
     distance = torch.cdist(flat[plausible_flips], means)  # (flips, 10)
@@ -180,48 +199,66 @@ def _plant_test_flips(
     return given, random_flips, plausible_flips
 
 
-def _test_probs(data, train, test, options: dict, models: int, folds: int, seed: int, cache: dict):
-    """Mean test probabilities of the setting; a model trained for an earlier setting is reused."""
-    from convtrain.datacheck.crossval import fold_config, out_of_fold, score_held_out
+def _test_probs(data, train, test, setting: tuple, seed: int, cache: dict, saved: Path | None):
+    """Mean test probabilities of the setting; a model trained for an earlier setting is reused, and
+    one saved under `saved` (by an earlier run of the same setting and seed) is read back."""
+    from convtrain.datacheck.crossval import dataset_family, fold_config, out_of_fold, score_held_out
 
-    config = fold_config(None, None, options)
+    recipe, options, models, folds = setting
+    family = dataset_family(data.name, data.channels)[0]
+    config = fold_config(recipe, None, options, family)
     quiet = lambda line: None  # noqa: E731
     if folds:
         return out_of_fold(data, train, {"test": test}, folds, config, seed, log=quiet).others["test"]
     for m in range(models):
-        key = (repr(sorted(options.items())), seed + m)
+        key = (recipe, repr(sorted(options.items())), seed + m)
+        path = (
+            saved / f"{recipe or 'default'}-{hashlib.md5(key[1].encode()).hexdigest()[:8]}-seed{seed + m}.pt"
+            if saved
+            else None
+        )
+        if key not in cache and path is not None and path.exists():
+            cache[key] = torch.load(path, weights_only=True)
         if key not in cache:
             cache[key] = score_held_out(data, train, {"test": test}, 1, config, seed + m, log=quiet).others[
                 "test"
             ]
-    return sum(cache[(repr(sorted(options.items())), seed + m)] for m in range(models)) / models
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                torch.save(cache[key], path)
+    return sum(cache[(recipe, repr(sorted(options.items())), seed + m)] for m in range(models)) / models
 
 
-def testsplit(flips: int, seed: int, settings: list[str]) -> None:
-    """Rank flipped MNIST test labels with models trained on train, for each scoring setting."""
+def testsplit(
+    dataset: str, data_dir: str | None, flips: int, seed: int, settings: list[str], saved: Path | None
+) -> None:
+    """Rank flipped test labels with models trained on train, for each scoring setting; then the same
+    models on the test split's own labels, as `data check --split test --labels` would score them."""
     from convtrain.data.dataset import Split
     from convtrain.datacheck.labels import find_label_issues, rank_suspicious
 
-    data, splits, _ = load_splits("mnist", ["train", "test"])
+    data, splits, _ = load_splits(dataset, ["train", "test"], data_dir)
     train = Split(labels=splits["train"].labels, images=splits["train"].images)
     clean = splits["test"].labels
-    given, random_flips, plausible_flips = _plant_test_flips(splits["test"].images, clean, flips, seed)
+    given, random_flips, plausible_flips = _plant_test_flips(
+        splits["test"].images, clean, flips, seed, PLAUSIBLE.get(dataset)
+    )
     test = Split(labels=given, images=splits["test"].images)
     kinds = {"random": set(random_flips.tolist()), "plausible": set(plausible_flips.tolist())}
-    print(f"MNIST test, {flips} random + {flips} plausible flips; scoring models trained on MNIST train")
+    print(f"{data.name} test, {flips} random + {flips} plausible flips; scoring models trained on train")
     print(
         "| setting | ranking | test accuracy (clean labels) | random flips in top 100 / 200 / 300 "
-        "| plausible flips in top 100 / 200 / 300 | CL flags (flipped) | seconds |"
+        "| plausible flips in top 100 / 200 / 300 | CL flags (flipped) | CL flags on the real labels | seconds |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     cache: dict = {}
     for name in settings:
-        options, models, folds = TEST_SETTINGS[name]
         started = time.perf_counter()
-        probs = _test_probs(data, train, test, options, models, folds, seed, cache)
+        probs = _test_probs(data, train, test, SETTINGS[dataset][name], seed, cache, saved)
         seconds = time.perf_counter() - started
         accuracy = (probs.argmax(1) == clean).float().mean().item()
         flagged = set(find_label_issues(probs, given).indices.tolist())
+        real = len(find_label_issues(probs, clean))
         planted = kinds["random"] | kinds["plausible"]
         for rank_by in ("self_confidence", "normalized_margin"):
             ranked = rank_suspicious(probs, given, 300, rank_by).indices.tolist()
@@ -231,7 +268,7 @@ def testsplit(flips: int, seed: int, settings: list[str]) -> None:
             }
             print(
                 f"| {name} | {rank_by} | {100 * accuracy:.2f}% | {found['random']} | {found['plausible']} "
-                f"| {len(flagged)} ({len(flagged & planted)}) | {seconds:.0f} |",
+                f"| {len(flagged)} ({len(flagged & planted)}) | {real} | {seconds:.0f} |",
                 flush=True,
             )
 
@@ -247,6 +284,14 @@ def main() -> None:
     parser.add_argument(
         "--settings", default="all", help="testsplit: comma list of setting numbers (1-based) or all"
     )
+    parser.add_argument("--dataset", default="mnist", choices=sorted(SETTINGS), help="testsplit: dataset")
+    parser.add_argument("--data-dir", default=None, help="testsplit: where the dataset is")
+    parser.add_argument(
+        "--save",
+        type=Path,
+        default=None,
+        help="testsplit: keep (and reuse) each model's test probabilities here",
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
     if args.threads:
@@ -254,9 +299,9 @@ def main() -> None:
     if args.check == "duplicates":
         duplicates(args.count, args.seed)
     elif args.check == "testsplit":
-        names = list(TEST_SETTINGS)
+        names = list(SETTINGS[args.dataset])
         chosen = names if args.settings == "all" else [names[int(i) - 1] for i in args.settings.split(",")]
-        testsplit(args.flips, args.seed, chosen)
+        testsplit(args.dataset, args.data_dir, args.flips, args.seed, chosen, args.save)
     elif args.check == "kfold":
         kfold(args.folds, args.seed)
     else:

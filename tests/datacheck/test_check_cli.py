@@ -30,6 +30,7 @@ def test_data_check_prints_one_line_per_check_and_writes_its_files(tiny_npz, tmp
         (["--labels", "--folds", "1"], "--folds"),
         (["--fix-split"], "folder datasets only"),
         (["--labels", "--model", "no-such-net"], "unknown model"),
+        (["--labels", "--epochs", "0"], "epochs must be a number >= 1, got 0"),
     ],
 )
 def test_bad_flags_exit_2_with_one_line(tiny_npz, tmp_path, capsys, argv, words):

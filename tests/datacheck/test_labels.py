@@ -166,3 +166,54 @@ def test_a_photo_dataset_is_scored_with_the_photo_recipe_and_says_so(tiny_rgb_np
     )
     assert result.summary["labels"]["recipe"] == "cifar10-cpu"
     assert result.summary["settings"]["recipe"] == "cifar10-cpu"
+
+
+def test_a_small_training_set_gets_the_small_data_rule_s_epochs():
+    from convtrain.datacheck.crossval import epochs_for_set
+    from convtrain.training.epochs_and_size import epochs_for
+
+    photos = fold_config(None, None, None, "photos")  # cifar10-cpu: 8 epochs at batch 256
+    assert epochs_for_set(photos, 50000) == (photos, "")  # its own dataset's size: the recipe's epochs
+    config, words = epochs_for_set(photos, 500)
+    assert config.epochs == epochs_for(500, 256, drop_last=True) > photos.epochs
+    assert words == "not the recipe's 8, for 500 training images (--epochs to choose)"
+
+
+def test_the_first_labels_line_says_a_small_set_trains_longer(tiny_rgb_npz, monkeypatch, capsys, tmp_path):
+    from convtrain.datacheck import audit
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop  # the line is said before any model trains
+
+    monkeypatch.setattr(audit, "_labels", stop)
+    with pytest.raises(Stop):
+        check(f"npz:{tiny_rgb_npz}", split="test", labels=True)
+    with pytest.raises(Stop):  # K-fold: each model trains on (K-1)/K of the 256
+        check(f"npz:{tiny_rgb_npz}", labels=True, folds=4, train_options={"batch_size": 64})
+    with pytest.raises(Stop):  # asked for: kept
+        main(
+            [
+                "data",
+                "check",
+                f"npz:{tiny_rgb_npz}",
+                "--split",
+                "test",
+                "--labels",
+                "--epochs",
+                "3",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+    lines = [line for line in capsys.readouterr().out.splitlines() if "scoring models train" in line]
+    assert lines[0].endswith(
+        "fastnet-small, 188 epochs (photos: 3-channel images; --recipe to choose); "
+        "not the recipe's 8, for 256 training images (--epochs to choose)"
+    )
+    assert lines[1].endswith(
+        "250 epochs (photos: 3-channel images; --recipe to choose); not the recipe's 8, for 192 training images (--epochs to choose)"
+    )
+    assert "3 epochs (photos" in lines[2] and "not the recipe's" not in lines[2]

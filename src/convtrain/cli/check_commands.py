@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from convtrain.datacheck import check
-from convtrain.datacheck.crossval import SCORING_MODELS
+from convtrain.datacheck.crossval import FAMILY_RECIPES, SCORING_MODELS
 from convtrain.datacheck.duplicates import NEAR_THRESHOLD
 from convtrain.datacheck.edited_copies import EDITED_THRESHOLD
 from convtrain.datacheck.fixsplit import check_can_fix, write_fixed_split
@@ -45,9 +45,20 @@ def add_data_check(data: argparse._SubParsersAction) -> None:
         default=SCORING_MODELS,
         help=f"without train in --split: models trained on all of train that score val/test (default {SCORING_MODELS})",
     )
+    kinds = ", ".join(f"{recipe} for {family}" for family, recipe in FAMILY_RECIPES.items())
     which = sub.add_mutually_exclusive_group()
-    which.add_argument("--model", default=None, help="the fold models' network (with mnist-fast's settings)")
-    which.add_argument("--recipe", default=None, help="the fold models' recipe (default mnist-fast)")
+    which.add_argument(
+        "--model", default=None, help="the fold models' network (with the default recipe's settings)"
+    )
+    which.add_argument(
+        "--recipe", default=None, help=f"the fold models' recipe (default: the dataset's kind's, {kinds})"
+    )
+    sub.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="the fold models' epochs (default: the recipe's, more for a small training set)",
+    )
     sub.add_argument(
         "--out",
         default=None,
@@ -105,6 +116,7 @@ def data_check_command(args: argparse.Namespace) -> int:
         device=args.device,
         top=args.top,
         scoring_models=args.scoring_models,
+        train_options=None if args.epochs is None else {"epochs": args.epochs},
     )
     if args.fix_split:
         write_fixed_split(result, out)

@@ -26,7 +26,13 @@ from convtrain.datacheck.check_config import CheckConfig
 from convtrain.datacheck.check_dir import CheckDir
 from convtrain.datacheck.check_outputs import SCHEMA, issue_rows
 from convtrain.datacheck.check_page import render_page
-from convtrain.datacheck.crossval import dataset_family, fold_config, out_of_fold, score_held_out
+from convtrain.datacheck.crossval import (
+    dataset_family,
+    epochs_for_set,
+    fold_config,
+    out_of_fold,
+    score_held_out,
+)
 from convtrain.datacheck.duplicates import find_duplicates
 from convtrain.datacheck.file_health import FileReport, blank_images, scan_folder
 from convtrain.datacheck.labels import find_label_issues, rank_suspicious
@@ -89,8 +95,12 @@ def check(dataset: str, settings: CheckConfig | None = None, **options: Any) -> 
         if settings.recipe is None:  # the recipe of the dataset's kind, now that its images are known
             family, why = dataset_family(data.name, data.channels)
             config = fold_config(None, settings.model, settings.train_options, family)
+            more = ""
+            if "epochs" not in (settings.train_options or {}):  # the recipe's epochs suit its own dataset
+                config, more = epochs_for_set(config, _model_images(splits, checked, settings.folds))
             log(f"labels: scoring models train with recipe {config.recipe}, {config.model}, "
-                f"{config.epochs or DEFAULT_EPOCHS} epochs ({family}: {why}; --recipe to choose)")  # fmt: skip
+                f"{config.epochs or DEFAULT_EPOCHS} epochs ({family}: {why}; --recipe to choose)"
+                + (f"; {more}" if more else ""))  # fmt: skip
         scoring = LabelScoring(
             settings.folds, settings.scoring_models, config, settings.seed, settings.device
         )
@@ -235,6 +245,13 @@ def _duplicates_summary(duplicates, splits: dict[str, SplitImages], classes: lis
         "pairs": duplicates.pairs,
         "groups": groups,
     }
+
+
+def _model_images(splits, checked, folds: int) -> int:
+    """How many images each fold or scoring model trains on: (K-1)/K of train when train is checked
+    by K-fold, all of it otherwise."""
+    total = len(splits["train"])
+    return total * (folds - 1) // folds if "train" in checked else total
 
 
 @dataclass

@@ -46,7 +46,7 @@ from convtrain.system.runtime import (
     seed_everything,
     use_channels_last,
 )
-from convtrain.training.epochs_and_size import DEFAULT_EPOCHS
+from convtrain.training.epochs_and_size import DEFAULT_EPOCHS, epochs_for
 from convtrain.training.loop import train_step
 from convtrain.training.resolve import auto_precision
 from convtrain.training.setup import fresh_network, loss_function, network_to_device, optimization
@@ -122,6 +122,19 @@ def fold_config(
     # Filling the model's own options looks the model up: a typo is refused now, not after loading.
     # A model's own label smoothing (fastnet's 0.2) only fills an unset value: 0 above stays.
     return with_model_defaults(config)
+
+
+def epochs_for_set(config: TrainConfig, train_images: int) -> tuple[TrainConfig, str]:
+    """The recipe's epochs, or more where the models' training set is small: the small-data rule's
+    (epochs_for: at least MIN_STEPS steps and SEEN images seen), since a recipe's epochs were chosen
+    for its own dataset (cifar10-cpu's 8 epochs of 50,000 photos are 8 steps on a folder of 500).
+    Returns the config and the words for the check's first line ('' when unchanged)."""
+    recipe_epochs = config.epochs or DEFAULT_EPOCHS
+    epochs = max(recipe_epochs, epochs_for(train_images, config.batch_size, drop_last=True))
+    if epochs == recipe_epochs:
+        return config, ""
+    words = f"not the recipe's {recipe_epochs}, for {train_images} training images (--epochs to choose)"
+    return config.replace(epochs=epochs), words
 
 
 def without_mixing(augment: str) -> str:
