@@ -73,9 +73,8 @@ def main() -> None:
     val_dl = torch.utils.data.DataLoader(val_ds, 256)
     model = network()
     optimizer = torch.optim.Adam(model.parameters(), 0.001)
-    print(
-        f"before training: val loss {evaluate(model, val_dl)[0]:.4f} acc {100 * evaluate(model, val_dl)[1]:.2f}%"
-    )
+    before_loss, before_acc, _ = evaluate(model, val_dl)
+    print(f"before training: val loss {before_loss:.4f} acc {100 * before_acc:.2f}%")
     for epoch in range(args.epochs):
         started = time.perf_counter()
         model.train()
