@@ -57,13 +57,19 @@ def evaluate(model: nn.Module, loader) -> tuple[float, float, float]:
     return torch.stack(losses).mean().item(), torch.stack(accuracies).mean().item(), right / seen
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def tutorial_arguments(doc: str) -> argparse.Namespace:
+    """A tutorial loop's --data-dir, --seed and --epochs, with torch seeded by --seed."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--data-dir", default="../shared/datasets")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=10)
     args = parser.parse_args()
     torch.manual_seed(args.seed)
+    return args
+
+
+def main() -> None:
+    args = tutorial_arguments(__doc__)
     dataset = CIFAR10Copy(args.data_dir, train=True, transform=transforms.ToTensor())
     test = CIFAR10Copy(args.data_dir, train=False, transform=transforms.ToTensor())
     train_ds, val_ds = torch.utils.data.random_split(

@@ -12,7 +12,6 @@ The tutorial printed 41% after epoch 1 and 57% after epoch 10.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import torch
@@ -20,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision import transforms
 
-from benchmarks.tutorial_sixconv import CIFAR10Copy
+from benchmarks.tutorial_sixconv import CIFAR10Copy, tutorial_arguments
 
 
 def network() -> nn.Module:
@@ -42,12 +41,7 @@ def test_accuracy(model: nn.Module, loader) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default="../shared/datasets")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=10)
-    args = parser.parse_args()
-    torch.manual_seed(args.seed)
+    args = tutorial_arguments(__doc__)
     train = CIFAR10Copy(args.data_dir, train=True, transform=transforms.ToTensor())
     test = CIFAR10Copy(args.data_dir, train=False, transform=transforms.ToTensor())
     train_dl = torch.utils.data.DataLoader(train, 32, shuffle=True)
