@@ -11,13 +11,17 @@ false positives here, so precision is a lower bound).
     python -m benchmarks.datacheck_planted labels --subset 20000 --flips 200 --folds 5
     python -m benchmarks.datacheck_planted kfold --threads 1     # the label check's cost on MNIST train
     python -m benchmarks.datacheck_planted testsplit --flips 100  # scoring settings for the test split
+    python -m benchmarks.datacheck_planted testsplit --dataset cifar10 --data-dir ../shared/datasets \
+        --flips 100 --save planted/   # the photo settings; each model's test probabilities kept
 
-testsplit: the setting of `data check --split test --labels`. Labels of 2 x --flips MNIST test images
-are flipped, half to a random other class, half to a plausible one (the nearest other class mean,
-pixel-wise, so a model-independent choice: 4 -> 9, 3 -> 5...); models trained on the (untouched)
-train split score the test images, and each setting is judged by how many flips rank among the first
-100/200/300 images of `rank_suspicious` and how many the confident-learning rule flags. The real
-errors of MNIST test stay in and compete with the planted ones.
+testsplit: the setting of `data check --split test --labels`. Labels of 2 x --flips test images
+are flipped, half to a random other class, half to a plausible one (on MNIST the nearest other class
+mean, pixel-wise: 4 -> 9, 3 -> 5...; on CIFAR-10 the class people confuse it with, PLAUSIBLE: cat ->
+dog, truck -> automobile...; either way a model-independent choice); models trained on the
+(untouched) train split score the test images, and each setting is judged by how many flips rank
+among the first 100/200/300 images of `rank_suspicious` and how many the confident-learning rule
+flags. The real errors of the test split stay in and compete with the planted ones. The last column
+is the same models on the test split's own labels: what `data check --split test --labels` flags.
 """
 
 from __future__ import annotations
