@@ -134,8 +134,8 @@ def test_the_check_folder_names_its_files_and_refuses_an_unfinished_check(tmp_pa
 @pytest.mark.parametrize(
     "name, channels, family, recipe",
     [
-        ("cifar10", 3, "photos", "cifar10-cpu"),
-        ("npz:/data/shots.npz", 3, "photos", "cifar10-cpu"),
+        ("cifar10", 3, "photos", "cifar10-fast"),
+        ("npz:/data/shots.npz", 3, "photos", "cifar10-fast"),
         ("fashion-mnist", 1, "clothes", "fashion-mnist-fast"),
         ("mnist", 1, "digits", "mnist-fast"),
         ("folder:/data/scans", 1, "digits", "mnist-fast"),
@@ -160,23 +160,20 @@ def own_recipe_epochs(recipe: str) -> int:
 def test_a_photo_dataset_is_scored_with_the_photo_recipe_and_says_so(tiny_rgb_npz, capsys):
     result = check(f"npz:{tiny_rgb_npz}", split="test", labels=True, train_options={"epochs": 1}, top=5)
     out = capsys.readouterr().out
-    assert (
-        "scoring models train with recipe cifar10-cpu, fastnet-small, 1 epochs (photos: 3-channel images"
-        in out
-    )
-    assert result.summary["labels"]["recipe"] == "cifar10-cpu"
-    assert result.summary["settings"]["recipe"] == "cifar10-cpu"
+    assert "scoring models train with recipe cifar10-fast, fastnet, 1 epochs (photos: 3-channel images" in out
+    assert result.summary["labels"]["recipe"] == "cifar10-fast"
+    assert result.summary["settings"]["recipe"] == "cifar10-fast"
 
 
 def test_a_small_training_set_gets_the_small_data_rule_s_epochs():
     from convtrain.datacheck.crossval import epochs_for_set
     from convtrain.training.epochs_and_size import epochs_for
 
-    photos = fold_config(None, None, None, "photos")  # cifar10-cpu: 8 epochs at batch 256
+    photos = fold_config(None, None, None, "photos")  # cifar10-fast: 10 epochs at batch 1024
     assert epochs_for_set(photos, 50000) == (photos, "")  # its own dataset's size: the recipe's epochs
     config, words = epochs_for_set(photos, 500)
-    assert config.epochs == epochs_for(500, 256, drop_last=True) > photos.epochs
-    assert words == "not the recipe's 8, for 500 training images (--epochs to choose)"
+    assert config.epochs == epochs_for(500, 1024, drop_last=True) > photos.epochs
+    assert words == "not the recipe's 10, for 500 training images (--epochs to choose)"
 
 
 def test_the_first_labels_line_says_a_small_set_trains_longer(tiny_rgb_npz, monkeypatch, capsys, tmp_path):
@@ -210,10 +207,10 @@ def test_the_first_labels_line_says_a_small_set_trains_longer(tiny_rgb_npz, monk
         )
     lines = [line for line in capsys.readouterr().out.splitlines() if "scoring models train" in line]
     assert lines[0].endswith(
-        "fastnet-small, 188 epochs (photos: 3-channel images; --recipe to choose); "
-        "not the recipe's 8, for 256 training images (--epochs to choose)"
+        "fastnet, 188 epochs (photos: 3-channel images; --recipe to choose); "
+        "not the recipe's 10, for 256 training images (--epochs to choose)"
     )
     assert lines[1].endswith(
-        "250 epochs (photos: 3-channel images; --recipe to choose); not the recipe's 8, for 192 training images (--epochs to choose)"
+        "250 epochs (photos: 3-channel images; --recipe to choose); not the recipe's 10, for 192 training images (--epochs to choose)"
     )
     assert "3 epochs (photos" in lines[2] and "not the recipe's" not in lines[2]

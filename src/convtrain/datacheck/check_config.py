@@ -29,8 +29,9 @@ def _whole(value: Any, least: int, flag: str) -> None:
 class CheckConfig:
     """What to check and how. split: train, val, test or all. labels: also find label issues, which
     trains `folds` models (K-fold on train) or `scoring_models` models (when train is not checked)
-    with `recipe` (default mnist-fast with the check's own settings) or `model` with that recipe's
-    settings; train_options overrides any TrainConfig field of them, e.g. {'epochs': 2}. top: the N
+    with `recipe` (default: the dataset's kind's, crossval.FAMILY_RECIPES, with more epochs for a small
+    training set) or `model` with that recipe's settings; train_options overrides any TrainConfig
+    field of them, e.g. {'epochs': 2}. top: the N
     most suspicious images of each checked split, ranked for review. out: a folder for check.json,
     issues.csv, ranking.csv and check.html; None writes nothing."""
 
