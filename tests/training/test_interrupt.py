@@ -18,6 +18,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 
 from convtrain.runs.checkpoint import interrupts_deferred
@@ -105,7 +106,27 @@ def test_ctrl_c_at_random_moments_always_stops_cleanly(tiny_npz, tmp_path):
         assert f"last.pt holds epoch {record['epochs_in_last']}." in record["stdout"], where
 
 
-def test_deferred_interrupt_waits_for_the_body_then_raises(monkeypatch):
+@pytest.fixture
+def python_sigint():
+    """Python's own Ctrl-C handler for the test. A suite started in the background (`make test &`)
+    inherits SIGINT ignored, and Python then installs no handler, which the deferral leaves alone."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_an_ignored_sigint_stays_ignored():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with interrupts_deferred():
+            signal.raise_signal(signal.SIGINT)  # ignored, as the user's shell asked
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_deferred_interrupt_waits_for_the_body_then_raises(python_sigint):
     finished = []
     try:
         with interrupts_deferred():
@@ -117,7 +138,7 @@ def test_deferred_interrupt_waits_for_the_body_then_raises(monkeypatch):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
 
-def test_deferred_interrupt_lets_a_torch_save_finish(tmp_path):
+def test_deferred_interrupt_lets_a_torch_save_finish(tmp_path, python_sigint):
     from convtrain.runs.checkpoint import save_checkpoint
 
     class Interrupting(dict):
