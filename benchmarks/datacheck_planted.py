@@ -214,23 +214,23 @@ def _test_probs(data, train, test, setting: tuple, seed: int, cache: dict, saved
     quiet = lambda line: None  # noqa: E731
     if folds:
         return out_of_fold(data, train, {"test": test}, folds, config, seed, log=quiet).others["test"]
-    for m in range(models):
-        key = (recipe, repr(sorted(options.items())), seed + m)
+    keys = [(recipe, repr(sorted(options.items())), seed + m) for m in range(models)]
+    for key in keys:
         path = (
-            saved / f"{recipe or 'default'}-{hashlib.md5(key[1].encode()).hexdigest()[:8]}-seed{seed + m}.pt"
+            saved / f"{recipe or 'default'}-{hashlib.md5(key[1].encode()).hexdigest()[:8]}-seed{key[2]}.pt"
             if saved
             else None
         )
         if key not in cache and path is not None and path.exists():
             cache[key] = torch.load(path, weights_only=True)
         if key not in cache:
-            cache[key] = score_held_out(data, train, {"test": test}, 1, config, seed + m, log=quiet).others[
+            cache[key] = score_held_out(data, train, {"test": test}, 1, config, key[2], log=quiet).others[
                 "test"
             ]
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 torch.save(cache[key], path)
-    return sum(cache[(recipe, repr(sorted(options.items())), seed + m)] for m in range(models)) / models
+    return sum(cache[key] for key in keys) / models
 
 
 def testsplit(
