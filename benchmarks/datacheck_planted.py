@@ -13,6 +13,8 @@ false positives here, so precision is a lower bound).
     python -m benchmarks.datacheck_planted testsplit --flips 100  # scoring settings for the test split
     python -m benchmarks.datacheck_planted testsplit --dataset cifar10 --data-dir ../shared/datasets \
         --flips 100 --save planted/   # the photo settings; each model's test probabilities kept
+    python -m benchmarks.datacheck_planted testsplit --dataset cifar10 --data-dir ../shared/datasets \
+        --flips 100 --run runs/cifar10-fastnet   # a finished run's model, without and with test-time views
 
 testsplit: the setting of `data check --split test --labels`. Labels of 2 x --flips test images
 are flipped, half to a random other class, half to a plausible one (on MNIST the nearest other class
@@ -169,13 +171,19 @@ TEST_SETTINGS = {
     "5 epochs, translate:2": ("mnist-fast", {"epochs": 5, "augment": "translate:2"}, 1, 0),
     "mean of 5 fold models, 1 epoch": ("mnist-fast", {}, 1, 5),
 }
+PLAIN = {"ema": 0.0, "tta": False}  # the recipe without its weight average and test-time views
 PHOTO_SETTINGS = {  # cifar10-fast without compile: the check's loop does not compile, so it is the same
-    "cifar10-cpu, 8 epochs": ("cifar10-cpu", {}, 1, 0),
-    "cifar10-cpu, 16 epochs": ("cifar10-cpu", {"epochs": 16}, 1, 0),
-    "cifar10-fast, 10 epochs": ("cifar10-fast", {"compile": False}, 1, 0),
-    "cifar10-fast, 5 epochs": ("cifar10-fast", {"epochs": 5, "compile": False}, 1, 0),
+    "cifar10-cpu, 8 epochs": ("cifar10-cpu", PLAIN, 1, 0),
+    "cifar10-cpu, 16 epochs": ("cifar10-cpu", {"epochs": 16, **PLAIN}, 1, 0),
+    "cifar10-fast, 10 epochs": ("cifar10-fast", {"compile": False, **PLAIN}, 1, 0),
+    "cifar10-fast, 5 epochs": ("cifar10-fast", {"epochs": 5, "compile": False, **PLAIN}, 1, 0),
+    # the recipe's weight average (ema 0.95) kept; with --views, scored without and with its views
+    "cifar10-fast, 10 epochs, weights averaged": ("cifar10-fast", {"compile": False}, 1, 0),
 }
-SETTINGS = {"mnist": TEST_SETTINGS, "cifar10": PHOTO_SETTINGS}
+CLOTHES_SETTINGS = {  # with --views, scored without and with the recipe's test-time views
+    "fashion-mnist-fast, 8 epochs": ("fashion-mnist-fast", {}, 1, 0),
+}
+SETTINGS = {"mnist": TEST_SETTINGS, "cifar10": PHOTO_SETTINGS, "fashion-mnist": CLOTHES_SETTINGS}
 # Plausible flips for photos: the class a person (and every CIFAR-10 model) confuses it with, a fixed
 # choice that no scoring model made: airplane -> ship, automobile -> truck, bird -> airplane, cat -> dog,
 # deer -> horse, dog -> cat, frog -> cat, horse -> deer, ship -> airplane, truck -> automobile.
@@ -203,6 +211,11 @@ def _plant_test_flips(
     return given, random_flips, plausible_flips
 
 
+def _saved_path(saved: Path | None, recipe: str | None, key: tuple) -> Path | None:
+    digest = hashlib.md5(key[1].encode()).hexdigest()[:8]
+    return saved / f"{recipe or 'default'}-{digest}-seed{key[2]}.pt" if saved else None
+
+
 def _test_probs(data, train, test, setting: tuple, seed: int, cache: dict, saved: Path | None):
     """Mean test probabilities of the setting; a model trained for an earlier setting is reused, and
     one saved under `saved` (by an earlier run of the same setting and seed) is read back."""
@@ -216,11 +229,7 @@ def _test_probs(data, train, test, setting: tuple, seed: int, cache: dict, saved
         return out_of_fold(data, train, {"test": test}, folds, config, seed, log=quiet).others["test"]
     keys = [(recipe, repr(sorted(options.items())), seed + m) for m in range(models)]
     for key in keys:
-        path = (
-            saved / f"{recipe or 'default'}-{hashlib.md5(key[1].encode()).hexdigest()[:8]}-seed{key[2]}.pt"
-            if saved
-            else None
-        )
+        path = _saved_path(saved, recipe, key)
         if key not in cache and path is not None and path.exists():
             cache[key] = torch.load(path, weights_only=True)
         if key not in cache:
@@ -233,11 +242,60 @@ def _test_probs(data, train, test, setting: tuple, seed: int, cache: dict, saved
     return sum(cache[key] for key in keys) / models
 
 
+def _both_views(data, train, test, setting: tuple, seed: int, saved: Path | None) -> dict[str, torch.Tensor]:
+    """('', ', test-time views') -> test probabilities of one model of the setting, trained on all of
+    train as `score_held_out` trains it, scored without and with the views: the views' own effect."""
+    # deferred: the benchmark reaches into the check's training only in this mode
+    from convtrain.datacheck.crossval import (
+        _on_device_config,
+        _train_fold,
+        dataset_family,
+        fold_config,
+        on_device,
+        predict_probs,
+    )
+
+    recipe, options, _, _ = setting
+    key = (recipe, repr(sorted(options.items())) + " both views", seed)
+    path = _saved_path(saved, recipe, key)
+    if path is not None and path.exists():
+        return torch.load(path, weights_only=True)
+    config = fold_config(recipe, None, options, dataset_family(data.name, data.channels)[0])
+    config, where = _on_device_config(config, "auto")
+    train, test = on_device(train, where), on_device(test, where)
+    model = _train_fold(train, torch.arange(len(train), device=where), data, config, where, seed)
+    both = {
+        suffix: predict_probs(model, test, data, config.replace(tta=views), where)
+        for suffix, views in (("", False), (", test-time views", True))
+    }
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(both, path)
+    return both
+
+
+def _run_probs(run: Path, tta: bool) -> torch.Tensor:
+    """Test probabilities of a finished run folder's model (the weights its test measured), with or
+    without test-time views: what a recipe's own training gives a check that scores with it."""
+    from convtrain.evaluation.scoring import run_logits
+
+    return run_logits(run, "test", tta=tta).logits.softmax(1)
+
+
 def testsplit(
-    dataset: str, data_dir: str | None, flips: int, seed: int, settings: list[str], saved: Path | None
+    dataset: str,
+    data_dir: str | None,
+    flips: int,
+    seed: int,
+    settings: list[str],
+    saved: Path | None,
+    run: Path | None = None,
+    views: bool = False,
 ) -> None:
-    """Rank flipped test labels with models trained on train, for each scoring setting; then the same
-    models on the test split's own labels, as `data check --split test --labels` would score them."""
+    """Rank flipped test labels with models trained on train, for each scoring setting (with `views`,
+    each setting's one model scored without and with test-time views; with `run`, a finished run's
+    model, both ways); then the same models on the test split's own labels, as `data check --split
+    test --labels` would score them."""
     from convtrain.data.dataset import Split
     from convtrain.datacheck.labels import find_label_issues, rank_suspicious
 
@@ -249,17 +307,27 @@ def testsplit(
     )
     test = Split(labels=given, images=splits["test"].images)
     kinds = {"random": set(random_flips.tolist()), "plausible": set(plausible_flips.tolist())}
-    print(f"{data.name} test, {flips} random + {flips} plausible flips; scoring models trained on train")
+    scorer = "a run's model" if run else "scoring models trained on train"
+    print(f"{data.name} test, {flips} random + {flips} plausible flips; {scorer}")
     print(
         "| setting | ranking | test accuracy (clean labels) | random flips in top 100 / 200 / 300 "
         "| plausible flips in top 100 / 200 / 300 | CL flags (flipped) | CL flags on the real labels | seconds |"
     )
     print("|---|---|---|---|---|---|---|---|")
     cache: dict = {}
-    for name in settings:
+    rows = []  # (row name, probabilities, seconds)
+    for name in [str(run)] if run else settings:
         started = time.perf_counter()
-        probs = _test_probs(data, train, test, SETTINGS[dataset][name], seed, cache, saved)
-        seconds = time.perf_counter() - started
+        if run:
+            scored = {
+                suffix: _run_probs(run, views) for suffix, views in (("", False), (", test-time views", True))
+            }
+        elif views:
+            scored = _both_views(data, train, test, SETTINGS[dataset][name], seed, saved)
+        else:
+            scored = {"": _test_probs(data, train, test, SETTINGS[dataset][name], seed, cache, saved)}
+        rows += [(name + suffix, probs, time.perf_counter() - started) for suffix, probs in scored.items()]
+    for name, probs, seconds in rows:
         accuracy = (probs.argmax(1) == clean).float().mean().item()
         flagged = set(find_label_issues(probs, given).indices.tolist())
         real = len(find_label_issues(probs, clean))
@@ -296,6 +364,17 @@ def main() -> None:
         default=None,
         help="testsplit: keep (and reuse) each model's test probabilities here",
     )
+    parser.add_argument(
+        "--run",
+        type=Path,
+        default=None,
+        help="testsplit: score with this finished run folder's model instead",
+    )
+    parser.add_argument(
+        "--views",
+        action="store_true",
+        help="testsplit: score each setting's one model without and with test-time views",
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
     if args.threads:
@@ -305,7 +384,7 @@ def main() -> None:
     elif args.check == "testsplit":
         names = list(SETTINGS[args.dataset])
         chosen = names if args.settings == "all" else [names[int(i) - 1] for i in args.settings.split(",")]
-        testsplit(args.dataset, args.data_dir, args.flips, args.seed, chosen, args.save)
+        testsplit(args.dataset, args.data_dir, args.flips, args.seed, chosen, args.save, args.run, args.views)
     elif args.check == "kfold":
         kfold(args.folds, args.seed)
     else:

@@ -160,7 +160,8 @@ def own_recipe_epochs(recipe: str) -> int:
 def test_a_photo_dataset_is_scored_with_the_photo_recipe_and_says_so(tiny_rgb_npz, capsys):
     result = check(f"npz:{tiny_rgb_npz}", split="test", labels=True, train_options={"epochs": 1}, top=5)
     out = capsys.readouterr().out
-    assert "scoring models train with recipe cifar10-fast, fastnet, 1 epochs (photos: 3-channel images" in out
+    line = "scoring models train with recipe cifar10-fast, fastnet, 1 epochs, weights averaged (ema 0.95), "
+    assert line + "test-time views (photos: 3-channel images" in out
     assert result.summary["labels"]["recipe"] == "cifar10-fast"
     assert result.summary["settings"]["recipe"] == "cifar10-fast"
 
@@ -207,10 +208,14 @@ def test_the_first_labels_line_says_a_small_set_trains_longer(tiny_rgb_npz, monk
         )
     lines = [line for line in capsys.readouterr().out.splitlines() if "scoring models train" in line]
     assert lines[0].endswith(
-        "fastnet, 188 epochs (photos: 3-channel images; --recipe to choose); "
+        "fastnet, 188 epochs, weights averaged (ema 0.95), test-time views (photos: 3-channel images; --recipe to choose); "
         "not the recipe's 10, for 256 training images (--epochs to choose)"
     )
     assert lines[1].endswith(
-        "250 epochs (photos: 3-channel images; --recipe to choose); not the recipe's 10, for 192 training images (--epochs to choose)"
+        "250 epochs, weights averaged (ema 0.95), test-time views (photos: 3-channel images; --recipe to choose); "
+        "not the recipe's 10, for 192 training images (--epochs to choose)"
     )
-    assert "3 epochs (photos" in lines[2] and "not the recipe's" not in lines[2]
+    assert (
+        "3 epochs, weights averaged (ema 0.95), test-time views (photos" in lines[2]
+        and "not the recipe's" not in lines[2]
+    )

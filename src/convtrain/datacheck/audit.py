@@ -32,6 +32,7 @@ from convtrain.datacheck.crossval import (
     fold_config,
     out_of_fold,
     score_held_out,
+    scoring_words,
 )
 from convtrain.datacheck.duplicates import find_duplicates
 from convtrain.datacheck.file_health import FileReport, blank_images, scan_folder
@@ -98,8 +99,10 @@ def check(dataset: str, settings: CheckConfig | None = None, **options: Any) -> 
             more = ""
             if "epochs" not in (settings.train_options or {}):  # the recipe's epochs suit its own dataset
                 config, more = epochs_for_set(config, _model_images(splits, checked, settings.folds))
+            extras = scoring_words(config)
             log(f"labels: scoring models train with recipe {config.recipe}, {config.model}, "
-                f"{config.epochs or DEFAULT_EPOCHS} epochs ({family}: {why}; --recipe to choose)"
+                f"{config.epochs or DEFAULT_EPOCHS} epochs" + (f", {extras}" if extras else "")
+                + f" ({family}: {why}; --recipe to choose)"
                 + (f"; {more}" if more else ""))  # fmt: skip
         scoring = LabelScoring(
             settings.folds, settings.scoring_models, config, settings.seed, settings.device

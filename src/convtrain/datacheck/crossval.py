@@ -11,6 +11,9 @@ a val or test image, and one or two trainings cost less than K.
 
 The models train without label smoothing and without mixup/cutmix (both cap or blend the
 confidence the check reads), and their softmax is read as it is: no temperature, no calibration.
+Otherwise they follow the recipe: its weight average (--ema) is the model that scores, and with its
+test-time views (tta) the probabilities are those of the views' mean log-probabilities, as
+`evaluate --tta` reads them.
 
 This is a lean loop over tensors already in memory, built with the set-up's own builders
 (training/setup.py: the network initialised and fitted to the data, channels_last, the optimizer,
@@ -39,8 +42,8 @@ from convtrain.data.augment import parse_augment
 from convtrain.data.dataset import ImageData, Split
 from convtrain.data.loader import make_loader
 from convtrain.data.pixels import normalize
+from convtrain.evaluation.scoring import batch_logits, mirrors
 from convtrain.system.runtime import (
-    autocast,
     check_precision,
     pick_device,
     seed_everything,
@@ -68,7 +71,7 @@ EVAL_BATCH = 1024
 SCORING_MODELS = 1  # models trained on all of train that score val/test (benchmarks/datacheck_planted)
 MIXING = ("mixup", "cutmix")  # augment items that train on blended targets
 # Options of a recipe that concern the dataset or the run folder, not how a fold model trains.
-NOT_TRAINING = ("dataset", "data_dir", "val_split", "out", "resume", "limit_train", "epoch_eval", "tta")
+NOT_TRAINING = ("dataset", "data_dir", "val_split", "out", "resume", "limit_train", "epoch_eval")
 
 
 @dataclass
@@ -140,6 +143,12 @@ def epochs_for_set(config: TrainConfig, train_images: int) -> tuple[TrainConfig,
     return config.replace(epochs=epochs), words
 
 
+def scoring_words(config: TrainConfig) -> str:
+    """What the scoring models do beyond plain training, for the check's first labels line."""
+    words = [f"weights averaged (ema {config.ema:g})"] if config.ema else []
+    return ", ".join(words + (["test-time views"] if config.tta else []))
+
+
 def without_mixing(augment: str) -> str:
     """The augment spec without its mixup/cutmix items ('none' when nothing is left)."""
     kept = [item for item in parse_augment(augment).spec.split(",") if item.split(":")[0] not in MIXING]
@@ -192,14 +201,23 @@ def _train_fold(
         channels_last=channels_last,
         drop_last=config.drop_last,
     )
-    optimizer, scheduler, scaler, _ = optimization(model, config.replace(ema=0.0), device, len(loader))
+    config = config.replace(epochs=config.epochs or DEFAULT_EPOCHS)  # folds are small: no auto epochs
+    optimizer, scheduler, scaler, average = optimization(model, config, device, len(loader))
     criterion = loss_function(config, data, split.labels[rows], device)
     model.train()
-    for epoch in range(config.epochs or DEFAULT_EPOCHS):  # folds are small: no auto epochs
+    steps = 0
+    for epoch in range(config.epochs):
         loader.set_epoch(epoch)
         for x, y in loader:  # x (B, C, H, W) normalised on the device
             train_step(model, criterion, optimizer, scaler, x, y, config.precision, config.grad_clip)
             scheduler.step()
+            steps += 1
+            if average is not None:
+                average.update(model, steps)
+        if average is not None:
+            average.end_epoch(model)
+    if average is not None:  # the recipe's weight average (--ema) is the model that scores, as in training
+        model.load_state_dict(average.state_dict())
     return model.eval()
 
 
@@ -212,13 +230,15 @@ def predict_probs(
     device: torch.device,
     rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Softmax probabilities (N, K) of every image of the split (or of those at `rows`), in order, on the CPU."""
+    """Softmax probabilities (N, K) of every image of the split (or of those at `rows`), in order, on
+    the CPU. With the recipe's test-time views (config.tta: the image, its mirror if the model trained
+    on flips, two 1-px shifts), the softmax of the views' mean log-probabilities, as evaluate --tta."""
     channels_last = use_channels_last(config.channels_last, device, config.precision)
     loader = make_loader(split, data, EVAL_BATCH, device, train=False, channels_last=channels_last, rows=rows)
+    mirror = mirrors(config.augment)
     out = []
     for x, _ in loader:
-        with autocast(config.precision, device):
-            out.append(model(x).float().softmax(1).cpu())  # (B, K)
+        out.append(batch_logits(model, x, config.precision, config.tta, mirror).softmax(1).cpu())  # (B, K)
     return torch.cat(out) if out else torch.empty((0, data.num_classes))
 
 
