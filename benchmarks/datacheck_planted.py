@@ -180,10 +180,8 @@ PHOTO_SETTINGS = {  # cifar10-fast without compile: the check's loop does not co
     # the recipe's weight average (ema 0.95) kept; with --views, scored without and with its views
     "cifar10-fast, 10 epochs, weights averaged": ("cifar10-fast", {"compile": False}, 1, 0),
 }
-CLOTHES_SETTINGS = {  # with --views, scored without and with the recipe's test-time views
-    "fashion-mnist-fast, 8 epochs": ("fashion-mnist-fast", {}, 1, 0),
-}
-SETTINGS = {"mnist": TEST_SETTINGS, "cifar10": PHOTO_SETTINGS, "fashion-mnist": CLOTHES_SETTINGS}
+SETTINGS = {"mnist": TEST_SETTINGS, "cifar10": PHOTO_SETTINGS}
+VIEWS = (("", False), (", test-time views", True))  # (row-name suffix, tta) of a model scored both ways
 # Plausible flips for photos: the class a person (and every CIFAR-10 model) confuses it with, a fixed
 # choice that no scoring model made: airplane -> ship, automobile -> truck, bird -> airplane, cat -> dog,
 # deer -> horse, dog -> cat, frog -> cat, horse -> deer, ship -> airplane, truck -> automobile.
@@ -264,10 +262,7 @@ def _both_views(data, train, test, setting: tuple, seed: int, saved: Path | None
     config, where = _on_device_config(config, "auto")
     train, test = on_device(train, where), on_device(test, where)
     model = _train_fold(train, torch.arange(len(train), device=where), data, config, where, seed)
-    both = {
-        suffix: predict_probs(model, test, data, config.replace(tta=views), where)
-        for suffix, views in (("", False), (", test-time views", True))
-    }
+    both = {suffix: predict_probs(model, test, data, config.replace(tta=tta), where) for suffix, tta in VIEWS}
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(both, path)
@@ -319,9 +314,7 @@ def testsplit(
     for name in [str(run)] if run else settings:
         started = time.perf_counter()
         if run:
-            scored = {
-                suffix: _run_probs(run, views) for suffix, views in (("", False), (", test-time views", True))
-            }
+            scored = {suffix: _run_probs(run, tta) for suffix, tta in VIEWS}
         elif views:
             scored = _both_views(data, train, test, SETTINGS[dataset][name], seed, saved)
         else:
