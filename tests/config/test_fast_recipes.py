@@ -39,7 +39,6 @@ def test_cifar10_fast_runs_on_official_format_files(tmp_path):
         "data_dir": str(tmp_path / "data"),
         "batch_size": 64,
         "max_steps": 3,
-        "compile": False,  # as the recipe's notes say for a CPU
         "out": str(tmp_path / "run"),
         "quiet": True,
         "plots": False,
@@ -50,6 +49,7 @@ def test_cifar10_fast_runs_on_official_format_files(tmp_path):
     config = run.config
     # the recipe's 'auto', as resolved on this CPU kind (real, or $CONVTRAIN_CPU_BF16_UNITS in .ci/run)
     assert config.precision == ("fp32" if runtime.cpu_bf16_units() is None else "bf16")
+    assert config.compile is False  # compile 'auto': on a CUDA GPU only
     assert config.tta and config.ema == 0.95 and config.augment == "altflip,translate:2"
     assert not torch.equal(run.model.whiten.weight[:12].reshape(12, 12).abs(), torch.eye(12))  # fitted
     groups = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["optimizer"]["param_groups"]

@@ -81,6 +81,15 @@ def test_flags_override_the_config_file_which_overrides_defaults(tmp_path):
     assert config.batch_size == TrainConfig().batch_size
 
 
+def test_compile_auto_from_a_config_file_and_the_flags_that_override_it(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("compile: auto\n")
+    assert config_from_args(build_parser().parse_args(["train", "--config", str(path)])).compile == "auto"
+    for flag, value in (("--compile", True), ("--no-compile", False)):
+        args = build_parser().parse_args(["train", "--config", str(path), flag])
+        assert config_from_args(args).compile is value
+
+
 def test_cli_bad_value_exits_2_with_one_line(capsys):
     assert main(["train", "--optimizer", "rmsprop"]) == 2
     err = capsys.readouterr().err.strip()

@@ -62,3 +62,18 @@ def test_out_of_gpu_memory_names_the_resolved_batch_size(tiny_npz, tmp_path, mon
     assert config.batch_size is None
     with pytest.raises(ConvtrainError, match=r"out of GPU memory at batch size 256;"):
         loop.fit(config.replace(quiet=True, plots=False))
+
+
+def test_compile_auto_compiles_on_a_cuda_gpu_only_and_says_so_elsewhere(tiny_data):
+    given = TrainConfig(dataset="npz:x", model="fastnet-tiny", precision="fp32", epochs=1, augment="none")
+    on_cpu, notes = resolve(given.replace(compile="auto"), torch.device("cpu"), tiny_data, 400)
+    assert on_cpu.compile is False
+    assert notes == ["not compiled (auto: compiled on a CUDA GPU only; --compile to choose)"]
+    on_gpu, notes = resolve(given.replace(compile="auto"), torch.device("cuda"), tiny_data, 400)
+    assert on_gpu.compile is True and notes == []  # resolving touches no GPU: none is needed here
+    assert resolve(given.replace(compile=True), torch.device("cpu"), tiny_data, 400)[0].compile is True
+
+
+def test_compile_refuses_a_value_that_is_not_true_false_or_auto():
+    with pytest.raises(ConvtrainError, match="compile must be true, false or auto; got 'yes'"):
+        TrainConfig(compile="yes")

@@ -59,7 +59,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         help_text = docs.get(field.name, "")
         if field.name not in GENERIC_TRAINING:  # those say "unset, the model's own" themselves
             help_text += f" (default: {field.default})"
-        if kind == "bool":
+        if kind in ("bool", "bool | str"):  # bool | str: also 'auto', from a recipe or --config file
             parser.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
             )

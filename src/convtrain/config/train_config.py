@@ -160,8 +160,9 @@ class TrainConfig:
     gradient scaler only for fp16)."""
     channels_last: str = "auto"
     """Memory format for conv nets: auto (on for the CPU, and for CUDA with bf16/fp16), on, off."""
-    compile: bool = False
-    """torch.compile the model."""
+    compile: bool | str = False
+    """torch.compile the model: true, false, or auto (on for a CUDA GPU only: on a CPU it was measured
+    slower than eager for the fastnets)."""
     seed: int = 0
     """Seeds the split, initialisation, shuffling, augmentation and dropout."""
     deterministic: bool = False
@@ -200,6 +201,8 @@ class TrainConfig:
         _one_of("loader", self.loader, LOADERS)
         _one_of("class_weights", self.class_weights, CLASS_WEIGHTS)
         _one_of("channels_last", self.channels_last, CHANNELS_LAST)
+        if self.compile not in (True, False, "auto"):
+            raise ConfigError(f"compile must be true, false or auto; got {self.compile!r}")
         _one_of("epoch_eval", self.epoch_eval, ("val", "test"))
         _one_of("test_weights", self.test_weights, TEST_WEIGHTS)
         if not self.test and self.epoch_eval == "test":

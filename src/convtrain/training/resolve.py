@@ -17,7 +17,9 @@ What is resolved, and from what:
   (the small-data rule, training/epochs_and_size.py);
 - batch_size 'auto': the largest batch a training step fits in GPU memory, at most 4x the model's
   own batch (system/batchsize.py), probed on a fresh copy of the network; on the CPU a size that
-  keeps the cores busy.
+  keeps the cores busy;
+- compile 'auto': torch.compile on a CUDA GPU, eager elsewhere (on the CPU, compiled fastnets trained
+  slower than eager ones: BENCHMARKS.md, "compile on the CPU").
 """
 
 from __future__ import annotations
@@ -41,13 +43,19 @@ def resolve(
     config = with_model_defaults(config)
     precision, precision_note = auto_precision(config, device)
     config = config.replace(precision=precision)
+    compile_note = ""
+    if config.compile == "auto":
+        config = config.replace(compile=device.type == "cuda")
+        compile_note = (
+            "" if config.compile else "not compiled (auto: compiled on a CUDA GPU only; --compile to choose)"
+        )
     if config.batch_size == "auto":
         size, why = _probe_batch_size(config, device, data, train_images, own_batch)
         config = config.replace(batch_size=size)
         print(f"batch size auto: {size} ({why})", flush=True)
     config, epochs_note = resolve_epochs(config, train_images, config.batch_size)
     config, augment_note = resolve_augment(config, train_images, data.channels)
-    return config, [note for note in (precision_note, epochs_note, augment_note) if note]
+    return config, [note for note in (precision_note, compile_note, epochs_note, augment_note) if note]
 
 
 def auto_precision(config: TrainConfig, device: torch.device) -> tuple[str, str]:
