@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from convtrain.data.dataset_registry import load_dataset
-from convtrain.datacheck.crossval import _train_fold, fold_config, predict_probs, scoring_words
+from convtrain.datacheck import crossval
+from convtrain.datacheck.crossval import (
+    _train_fold,
+    fold_config,
+    predict_probs,
+    score_held_out,
+    scoring_words,
+)
 from convtrain.evaluation.scoring import split_logits
 
 # cifar10-fast's rules on 256 tiny photos: small batches so that two epochs take several steps
@@ -53,3 +60,16 @@ def test_test_time_views_are_evaluate_s_and_change_the_probabilities(photos):
     assert torch.allclose(with_views.sum(1), torch.ones(len(photos.test)), atol=1e-5)
     without = predict_probs(model, photos.test, photos, config.replace(tta=False), device)
     assert (with_views - without).abs().max() > 1e-4
+
+
+def test_a_long_training_says_each_epoch_and_a_short_one_stays_quiet(photos, monkeypatch):
+    config = fold_config(None, None, {**OPTIONS, "epochs": 3, "tta": False}, "photos")
+    lines: list[str] = []
+    score_held_out(photos, photos.train, {"test": photos.test}, config=config, device="cpu", log=lines.append)
+    assert [line for line in lines if "epoch" in line] == []  # seconds a model: no epoch lines
+    monkeypatch.setattr(crossval, "PROGRESS_SECONDS", 0.0)  # as if every epoch took minutes
+    lines.clear()
+    score_held_out(photos, photos.train, {"test": photos.test}, config=config, device="cpu", log=lines.append)
+    epochs = [line.split(" [")[0] for line in lines if "epoch" in line]
+    assert epochs == ["labels: scoring model 1/1, epoch 1/3", "labels: scoring model 1/1, epoch 2/3"]
+    assert lines[-1].startswith("labels: scoring model 1/1 trained on all")  # the last epoch's line

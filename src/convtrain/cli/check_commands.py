@@ -28,7 +28,7 @@ def add_data_check(data: argparse._SubParsersAction) -> None:
         "--labels",
         action="store_true",
         help="also find label issues (trains --folds models, or one with --split test: minutes on a CPU "
-        "for gray images, about 50 minutes each for photos; --recipe cifar10-cpu takes 10)",
+        "for gray images, over an hour each for photos on a 2-core CPU; --recipe cifar10-cpu takes 10)",
     )
     sub.add_argument(
         "--folds", type=int, default=5, help="cross-validation folds when train is checked (at least 2)"

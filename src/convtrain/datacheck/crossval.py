@@ -63,11 +63,12 @@ CHECK_OPTIONS = {"epochs": 3, "augment": "translate:2"}
 # (less label smoothing and mixing). For photos, cifar10-fast's 10 epochs, chosen on planted CIFAR-10
 # test flips: 159 of 200 among the first 200 against 141 for cifar10-cpu's 8 epochs, 149 for its 16
 # and 151 for cifar10-fast's 5 (89.2% on the test split against 85.2-87.2%; BENCHMARKS.md, "Data
-# check: label errors on CIFAR-10 test"). On a CPU without bf16 units its model takes about 50
+# check: label errors on CIFAR-10 test"). On a CPU without bf16 units its model takes about 73
 # minutes; --recipe cifar10-cpu takes 10.
 FAMILY_RECIPES = {"digits": DEFAULT_RECIPE, "clothes": "fashion-mnist-fast", "photos": "cifar10-fast"}
 CLOTHES = ("fashion-mnist",)  # registered datasets of clothes; a user's own gray images count as digits
 EVAL_BATCH = 1024
+PROGRESS_SECONDS = 60.0  # the least time between two "epoch" lines of a fold or scoring model
 SCORING_MODELS = 1  # models trained on all of train that score val/test (benchmarks/datacheck_planted)
 MIXING = ("mixup", "cutmix")  # augment items that train on blended targets
 # Options of a recipe that concern the dataset or the run folder, not how a fold model trains.
@@ -182,10 +183,17 @@ def on_device(split: Split, device: torch.device) -> Split:
 
 
 def _train_fold(
-    split: Split, rows: torch.Tensor, data: ImageData, config: TrainConfig, device: torch.device, seed: int
+    split: Split,
+    rows: torch.Tensor,
+    data: ImageData,
+    config: TrainConfig,
+    device: torch.device,
+    seed: int,
+    on_epoch: Callable[[int, int], None] | None = None,
 ) -> nn.Module:
     """A fresh network trained on the images of `split` at positions `rows` (device tensors), built
-    with the set-up's own builders (training/setup.py) and stepped by training's own train_step."""
+    with the set-up's own builders (training/setup.py) and stepped by training's own train_step;
+    on_epoch(done, epochs) is called after each epoch."""
     seed_everything(seed)
     sample = normalize(split.images[rows[:5000]].cpu(), data.mean, data.std)  # fitted on the CPU
     model, channels_last = network_to_device(fresh_network(config, data, sample), config, device)
@@ -216,9 +224,25 @@ def _train_fold(
                 average.update(model, steps)
         if average is not None:
             average.end_epoch(model)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, config.epochs)
     if average is not None:  # the recipe's weight average (--ema) is the model that scores, as in training
         model.load_state_dict(average.state_dict())
     return model.eval()
+
+
+def _epoch_lines(log: Callable[[str], None], model: str, started: float) -> Callable[[int, int], None]:
+    """on_epoch for _train_fold: a line after an epoch once PROGRESS_SECONDS have passed since the last
+    line, so a long training (photos: minutes an epoch on a CPU) is not silent and a short one is quiet."""
+    last = [time.perf_counter()]
+
+    def on_epoch(done: int, epochs: int) -> None:
+        now = time.perf_counter()
+        if done < epochs and now - last[0] >= PROGRESS_SECONDS:
+            log(f"labels: {model}, epoch {done}/{epochs} [{now - started:.0f}s]")
+            last[0] = now
+
+    return on_epoch
 
 
 @torch.inference_mode()
@@ -270,7 +294,10 @@ def out_of_fold(
         log(f"labels: a class has only {smallest} training images, fewer than {folds} folds")
     for k in range(folds):
         held = (ids == k).nonzero().flatten()
-        model = _train_fold(train, (ids != k).nonzero().flatten().to(where), data, config, where, seed + k)
+        rows = (ids != k).nonzero().flatten().to(where)
+        model = _train_fold(
+            train, rows, data, config, where, seed + k, _epoch_lines(log, f"fold {k + 1}/{folds}", started)
+        )
         probs[held] = predict_probs(model, train, data, config, where, rows=held.to(where))
         for name, split in others.items():
             sums[name] += predict_probs(model, split, data, config, where)
@@ -310,7 +337,8 @@ def score_held_out(
     started = time.perf_counter()
     fitted = 0.0
     for m in range(models):
-        model = _train_fold(train, every, data, config, where, seed + m)
+        name = f"scoring model {m + 1}/{models}"
+        model = _train_fold(train, every, data, config, where, seed + m, _epoch_lines(log, name, started))
         for name, split in others.items():
             sums[name] += predict_probs(model, split, data, config, where)
         predicted = predict_probs(model, train, data, config, where, rows=sample).argmax(1)
