@@ -337,8 +337,8 @@ def score_held_out(
     started = time.perf_counter()
     fitted = 0.0
     for m in range(models):
-        name = f"scoring model {m + 1}/{models}"
-        model = _train_fold(train, every, data, config, where, seed + m, _epoch_lines(log, name, started))
+        lines = _epoch_lines(log, f"scoring model {m + 1}/{models}", started)
+        model = _train_fold(train, every, data, config, where, seed + m, lines)
         for name, split in others.items():
             sums[name] += predict_probs(model, split, data, config, where)
         predicted = predict_probs(model, train, data, config, where, rows=sample).argmax(1)
