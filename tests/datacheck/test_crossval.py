@@ -63,9 +63,8 @@ def test_test_time_views_are_evaluate_s_and_change_the_probabilities(photos):
 
 
 def test_a_long_training_says_each_epoch_and_a_short_one_stays_quiet(photos, monkeypatch):
-    config = fold_config(
-        None, "fastnet-tiny", {**OPTIONS, "epochs": 3, "tta": False}, "photos"
-    )  # small: fast
+    # fastnet-tiny: a small network keeps the two trainings to about a second
+    config = fold_config(None, "fastnet-tiny", {**OPTIONS, "epochs": 3, "tta": False}, "photos")
     lines: list[str] = []
     score_held_out(photos, photos.train, {"test": photos.test}, config=config, device="cpu", log=lines.append)
     assert [line for line in lines if "epoch" in line] == []  # seconds a model: no epoch lines

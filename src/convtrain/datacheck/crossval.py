@@ -234,13 +234,14 @@ def _train_fold(
 def _epoch_lines(log: Callable[[str], None], model: str, started: float) -> Callable[[int, int], None]:
     """on_epoch for _train_fold: a line after an epoch once PROGRESS_SECONDS have passed since the last
     line, so a long training (photos: minutes an epoch on a CPU) is not silent and a short one is quiet."""
-    last = [time.perf_counter()]
+    last = time.perf_counter()
 
     def on_epoch(done: int, epochs: int) -> None:
+        nonlocal last
         now = time.perf_counter()
-        if done < epochs and now - last[0] >= PROGRESS_SECONDS:
+        if done < epochs and now - last >= PROGRESS_SECONDS:
             log(f"labels: {model}, epoch {done}/{epochs} [{now - started:.0f}s]")
-            last[0] = now
+            last = now
 
     return on_epoch
 
